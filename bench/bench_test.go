@@ -1,0 +1,263 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lambdabox/lambdabox/internal/environment"
+	"github.com/lambdabox/lambdabox/internal/function"
+	"github.com/lambdabox/lambdabox/internal/invoke"
+	"github.com/lambdabox/lambdabox/internal/pool"
+	"github.com/lambdabox/lambdabox/internal/sandbox/process"
+)
+
+// The function under test: examples/hello-go, an aws-lambda-go handler
+// that answers {"message":"Hello, <name>!","requestId":...}.
+const (
+	helloPkg     = "github.com/lambdabox/lambdabox/examples/hello-go"
+	helloPayload = `{"name":"bench"}`
+	helloAnswer  = `"message":"Hello, bench!"`
+)
+
+var (
+	tmpDir string // removed by TestMain
+
+	buildOnce sync.Once
+	bootstrap string // the built function, tmpDir/hello-go/bootstrap
+	buildErr  error
+
+	// baselineP50 is the p50 of the last BenchmarkBaselineEcho run, so the
+	// lambdabox benchmarks that follow it can report their ratio to it.
+	baselineMu  sync.Mutex
+	baselineP50 time.Duration
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lambdabox-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	tmpDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// helloBootstrap builds examples/hello-go once, as a static binary named
+// bootstrap, and returns its path.
+func helloBootstrap(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		out := filepath.Join(tmpDir, "hello-go", "bootstrap")
+		cmd := exec.Command("go", "build", "-o", out, helloPkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build %s: %v\n%s", helloPkg, err, b)
+			return
+		}
+		bootstrap = out
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return bootstrap
+}
+
+// startLambdabox serves the hello-go function in-process as `lambdabox rie`
+// does (see serve in cmd/lambdabox/rie.go), with up to maxConcurrency
+// environments, on a free loopback port. It returns the Invoke URL and the
+// pool; everything is shut down when tb's test or benchmark run ends.
+func startLambdabox(tb testing.TB, maxConcurrency int) (string, *pool.Pool) {
+	tb.Helper()
+	boot := helloBootstrap(tb)
+	cfg := function.Config{
+		Name:    "bench_function",
+		Command: []string{boot},
+		Dir:     filepath.Dir(boot),
+		Timeout: 30 * time.Second,
+	}.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	p, err := pool.New(pool.Config{
+		MaxConcurrency: maxConcurrency,
+		Queue:          true,
+		QueueTimeout:   cfg.Timeout,
+		New: func(int) (*environment.Environment, error) {
+			return environment.New(environment.Config{
+				Function:       cfg,
+				Driver:         process.Driver{},
+				RuntimeAPIAddr: "127.0.0.1:0",
+				Output:         io.Discard,
+			})
+		},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	inv := invoke.NewServer(nil)
+	inv.Add(cfg, p)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &http.Server{Handler: inv, ReadHeaderTimeout: 30 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := errors.Join(srv.Shutdown(ctx), inv.Wait(ctx), p.Close(ctx))
+		if err != nil {
+			tb.Errorf("shutting lambdabox down: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String() + "/2015-03-31/functions/function/invocations", p
+}
+
+// startEcho serves a plain net/http handler that answers with the request
+// body: the floor any HTTP front can reach on this machine.
+func startEcho(tb testing.TB) string {
+	tb.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	}))
+	tb.Cleanup(srv.Close)
+	return srv.URL + "/2015-03-31/functions/function/invocations"
+}
+
+// checkHello accepts only the function's greeting.
+func checkHello(resp *http.Response, body []byte) error {
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" ||
+		!bytes.Contains(body, []byte(helloAnswer)) {
+		return fmt.Errorf("status %d, function error %q: %.200s", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), body)
+	}
+	return nil
+}
+
+// runLoad runs b.N requests from clients clients, after warm-up requests,
+// fails on any error, and reports p50-µs, p99-µs and <unit>/s.
+func runLoad(b *testing.B, cfg Config, warmup int, rateUnit string) Stats {
+	b.Helper()
+	cfg.Client = NewClient(cfg.Concurrency)
+	defer cfg.Client.CloseIdleConnections()
+	ctx := context.Background()
+	if warmup > 0 {
+		w := cfg
+		w.Requests = warmup
+		st, err := Run(ctx, w)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Errors > 0 {
+			b.Fatalf("warm-up: %d of %d requests failed; first: %v", st.Errors, st.Requests, st.FirstError)
+		}
+	}
+	cfg.Requests = b.N
+	b.ResetTimer()
+	st, err := Run(ctx, cfg)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if st.Errors > 0 {
+		b.Fatalf("%d of %d requests failed; first: %v", st.Errors, st.Requests, st.FirstError)
+	}
+	b.ReportMetric(micros(st.Percentile(0.50)), "p50-µs")
+	b.ReportMetric(micros(st.Percentile(0.99)), "p99-µs")
+	b.ReportMetric(st.Throughput(), rateUnit)
+	return st
+}
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// reportRatio reports p50 as a multiple of the baseline's p50, when
+// BenchmarkBaselineEcho ran earlier in the same run.
+func reportRatio(b *testing.B, st Stats) {
+	baselineMu.Lock()
+	base := baselineP50
+	baselineMu.Unlock()
+	if base > 0 {
+		b.ReportMetric(float64(st.Percentile(0.50))/float64(base), "p50-x-baseline")
+	}
+}
+
+// BenchmarkBaselineEcho: one sequential keep-alive client POSTing a small
+// JSON payload to a plain Go echo server on loopback.
+func BenchmarkBaselineEcho(b *testing.B) {
+	url := startEcho(b)
+	st := runLoad(b, Config{URL: url, Payload: []byte(helloPayload), Concurrency: 1}, 100, "req/s")
+	baselineMu.Lock()
+	baselineP50 = st.Percentile(0.50)
+	baselineMu.Unlock()
+}
+
+// BenchmarkInvokeSequential: one sequential keep-alive client invoking the
+// warm aws-lambda-go hello function through lambdabox.
+func BenchmarkInvokeSequential(b *testing.B) {
+	url, _ := startLambdabox(b, 1)
+	st := runLoad(b, Config{URL: url, Payload: []byte(helloPayload), Concurrency: 1, Check: checkHello}, 100, "invokes/s")
+	reportRatio(b, st)
+}
+
+// BenchmarkInvokeParallel8: eight clients against eight warm environments.
+func BenchmarkInvokeParallel8(b *testing.B) {
+	url, p := startLambdabox(b, 8)
+	if err := p.Init(context.Background(), 8); err != nil {
+		b.Fatal(err)
+	}
+	runLoad(b, Config{URL: url, Payload: []byte(helloPayload), Concurrency: 8, Check: checkHello}, 200, "invokes/s")
+}
+
+// TestBenchWiring checks, quickly, that the servers and the load loop the
+// benchmarks rely on work.
+func TestBenchWiring(t *testing.T) {
+	ctx := context.Background()
+	echo := startEcho(t)
+	st, err := Run(ctx, Config{URL: echo, Payload: []byte(helloPayload), Concurrency: 2, Requests: 10,
+		Check: func(resp *http.Response, body []byte) error {
+			if string(body) != helloPayload {
+				return fmt.Errorf("echo answered %q", body)
+			}
+			return nil
+		}})
+	if err != nil || st.Errors > 0 || st.Requests != 10 {
+		t.Fatalf("echo: %d requests, %d errors, err %v, first %v", st.Requests, st.Errors, err, st.FirstError)
+	}
+
+	url, _ := startLambdabox(t, 2)
+	st, err = Run(ctx, Config{URL: url, Payload: []byte(helloPayload), Concurrency: 2, Requests: 6, Duration: 30 * time.Second, Check: checkHello})
+	if err != nil || st.Errors > 0 || st.Requests != 6 {
+		t.Fatalf("lambdabox: %d requests, %d errors, err %v, first %v", st.Requests, st.Errors, err, st.FirstError)
+	}
+	if st.Percentile(0.5) <= 0 || st.Max() < st.Percentile(0.99) || st.Throughput() <= 0 {
+		t.Errorf("implausible stats: %+v", st)
+	}
+
+	// The default check counts a function error as a failure.
+	st, err = Run(ctx, Config{URL: url, Payload: []byte(`"not an object"`), Requests: 1})
+	if err != nil || st.Errors != 1 {
+		t.Errorf("function error: %d errors (want 1), err %v", st.Errors, err)
+	}
+	if _, err := Run(ctx, Config{URL: url}); err == nil {
+		t.Error("an unbounded run was accepted")
+	}
+}

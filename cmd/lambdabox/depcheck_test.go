@@ -1,0 +1,36 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestPackageBoundaries keeps the layering: the Runtime API and the sandbox
+// contract know nothing of the layers above them, and no package but the
+// command imports a sandbox driver directly.
+func TestPackageBoundaries(t *testing.T) {
+	const mod = "github.com/lambdabox/lambdabox/internal/"
+	forbidden := map[string][]string{
+		"runtimeapi":  {"environment", "pool", "invoke", "sandbox"},
+		"sandbox":     {"sandbox/process", "environment", "runtimeapi", "pool", "invoke"},
+		"environment": {"sandbox/process", "pool", "invoke"},
+		"pool":        {"sandbox/process", "invoke"},
+		"invoke":      {"sandbox/process"},
+		"function":    {"environment", "runtimeapi", "sandbox", "pool", "invoke"},
+	}
+	for pkg, bad := range forbidden {
+		out, err := exec.Command("go", "list", "-deps", "./../../internal/"+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		deps := strings.Fields(string(out))
+		for _, d := range deps {
+			for _, b := range bad {
+				if d == mod+b {
+					t.Errorf("internal/%s imports internal/%s", pkg, b)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+)
+
+// runFakeRuntime is a deliberately misbehaving runtime, for the cases no
+// real Runtime Interface Client produces. It prints what the Runtime API
+// answered as "FAKE ..." lines, which the test reads from lambdabox's output.
+func runFakeRuntime(mode string) {
+	base := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime"
+	post := func(path, body string) (int, string) {
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			fmt.Println("FAKE post error:", err)
+			os.Exit(2)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for {
+		resp, err := http.Get(base + "/invocation/next")
+		if err != nil {
+			os.Exit(2)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+		switch mode {
+		case "badid":
+			st, body := post("/invocation/not-"+id+"/response", `"wrong"`)
+			fmt.Printf("FAKE badid status=%d body=%s\n", st, body)
+			post("/invocation/"+id+"/response", `"right"`)
+		case "twice":
+			st1, _ := post("/invocation/"+id+"/response", `"first"`)
+			st2, body := post("/invocation/"+id+"/response", `"second"`)
+			fmt.Printf("FAKE twice first=%d second=%d body=%s\n", st1, st2, body)
+		case "badtype":
+			req, _ := http.NewRequest(http.MethodPost, base+"/invocation/"+id+"/error", strings.NewReader(`{"errorMessage":"m","errorType":"x"}`))
+			req.Header.Set("Lambda-Runtime-Function-Error-Type", "not a type")
+			r, err := http.DefaultClient.Do(req)
+			if err == nil {
+				fmt.Printf("FAKE badtype status=%d\n", r.StatusCode)
+				r.Body.Close()
+			}
+		case "nextagain":
+			// next without answering the invocation in flight
+			r, err := http.Get(base + "/invocation/next")
+			if err == nil {
+				b, _ := io.ReadAll(r.Body)
+				r.Body.Close()
+				fmt.Printf("FAKE nextagain status=%d body=%s\n", r.StatusCode, b)
+			}
+			post("/invocation/"+id+"/response", `"ok"`)
+		default:
+			fmt.Println("FAKE unknown mode", mode)
+			os.Exit(2)
+		}
+	}
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Binaries built once by TestMain.
+var (
+	lambdaboxBin string // the lambdabox binary under test
+	goFnBin      string // testdata/gofn, an aws-lambda-go function
+	buildDir     string
+)
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("LAMBDABOX_TEST_RUNTIME"); mode != "" {
+		runFakeRuntime(mode) // a test started us as a misbehaving runtime
+		return
+	}
+	code, err := setupAndRun(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "setup:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func setupAndRun(m *testing.M) (int, error) {
+	dir, err := os.MkdirTemp("", "lambdabox-test-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	buildDir = dir
+	lambdaboxBin = filepath.Join(dir, "lambdabox")
+	goFnBin = filepath.Join(dir, "gofn", "bootstrap")
+	for out, pkg := range map[string]string{lambdaboxBin: ".", goFnBin: "./testdata/gofn"} {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	return m.Run(), nil
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writer and test readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// emulator is a running "lambdabox rie" process.
+type emulator struct {
+	URL    string // http://127.0.0.1:PORT
+	Stdout *syncBuffer
+	Stderr *syncBuffer
+	cmd    *exec.Cmd
+	done   chan struct{}
+}
+
+type rieOpts struct {
+	flags   []string // lambdabox rie flags before the command
+	command []string // bootstrap and args
+	env     []string // extra environment for lambdabox (and so the runtime)
+	dir     string
+	argv0   string // run the binary under this name (e.g. aws-lambda-rie)
+}
+
+// startRIE starts lambdabox rie on free loopback ports and waits until it
+// serves; it is stopped with SIGTERM when the test ends.
+func startRIE(t testing.TB, o rieOpts) *emulator {
+	t.Helper()
+	addr := freeAddr(t)
+	args := append([]string{}, o.flags...)
+	args = append(args, "--runtime-interface-emulator-address", addr, "--runtime-api-address", freeAddr(t))
+	bin := lambdaboxBin
+	if o.argv0 != "" {
+		bin = filepath.Join(t.TempDir(), o.argv0)
+		if err := os.Symlink(lambdaboxBin, bin); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		args = append([]string{"rie"}, args...)
+	}
+	args = append(args, o.command...)
+	e := &emulator{URL: "http://" + addr, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
+	e.cmd = exec.Command(bin, args...)
+	e.cmd.Env = append(os.Environ(), o.env...)
+	e.cmd.Dir = o.dir
+	e.cmd.Stdout, e.cmd.Stderr = e.Stdout, e.Stderr
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = e.cmd.Wait(); close(e.done) }()
+	t.Cleanup(func() { e.stop(t) })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return e
+		}
+		select {
+		case <-e.done:
+			t.Fatalf("lambdabox exited early\nstdout:\n%s\nstderr:\n%s", e.Stdout, e.Stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lambdabox did not start serving on %s\nstderr:\n%s", addr, e.Stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit, killing after 10 s.
+func (e *emulator) stop(t testing.TB) {
+	select {
+	case <-e.done:
+		return
+	default:
+	}
+	_ = e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.done:
+	case <-time.After(10 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-e.done
+		t.Errorf("lambdabox did not exit within 10s of SIGTERM\nstderr:\n%s", e.Stderr)
+	}
+}
+
+// invoke posts payload to the function's invocations endpoint.
+func (e *emulator) invoke(t testing.TB, name, payload string, headers ...string) (*http.Response, string) {
+	t.Helper()
+	return e.do(t, http.MethodPost, "/2015-03-31/functions/"+name+"/invocations", strings.NewReader(payload), headers...)
+}
+
+func (e *emulator) do(t testing.TB, method, path string, body io.Reader, headers ...string) (*http.Response, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, e.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	return resp, string(b)
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/lambdabox/lambdabox/internal/environment"
+	"github.com/lambdabox/lambdabox/internal/function"
+	"github.com/lambdabox/lambdabox/internal/invoke"
+	"github.com/lambdabox/lambdabox/internal/pool"
+	"github.com/lambdabox/lambdabox/internal/sandbox/process"
+)
+
+const rieUsage = `Usage: lambdabox rie [flags] [<bootstrap> [args...]]
+       aws-lambda-rie [flags] [<bootstrap> [args...]]
+
+Runs one Lambda function locally as the official aws-lambda-rie does, and
+serves the Invoke API for it:
+
+  curl -d '{}' http://localhost:8080/2015-03-31/functions/function/invocations
+
+The runtime is <bootstrap> with its arguments; with at least one argument the
+last one is also the handler (_HANDLER). Without a bootstrap, the first of
+/var/task/bootstrap, /opt/bootstrap and /var/runtime/bootstrap is run.
+Flags may also follow the bootstrap; unknown flags are passed to it.
+
+The function answers to its name, its ARN and the name "function".
+
+Environment (as aws-lambda-rie reads it; flags win):
+  AWS_LAMBDA_FUNCTION_NAME        function name (default test_function)
+  AWS_LAMBDA_FUNCTION_TIMEOUT     timeout in seconds (default 300)
+  AWS_LAMBDA_FUNCTION_MEMORY_SIZE memory in MB (default 3008)
+  AWS_LAMBDA_FUNCTION_VERSION     version (default $LATEST)
+  AWS_LAMBDA_FUNCTION_HANDLER     handler, if none is given as an argument (else _HANDLER)
+  AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+  LOG_LEVEL                       lambdabox's own log level
+The whole environment is forwarded to the runtime; Lambda's reserved
+variables are set by the emulator.
+
+Flags:
+`
+
+// rieOptions are the drop-in emulator's settings.
+type rieOptions struct {
+	emulatorAddr   string
+	runtimeAPIAddr string
+	logLevel       string
+	initCaching    bool
+	functionName   string
+	handler        string
+	timeout        time.Duration
+	memoryMB       int
+	env            []string
+	maxConcurrency int
+	initAtStart    bool
+	help           bool
+}
+
+func (o *rieOptions) flags() *pflag.FlagSet {
+	fs := pflag.NewFlagSet("rie", pflag.ContinueOnError)
+	fs.StringVar(&o.emulatorAddr, "runtime-interface-emulator-address", "0.0.0.0:8080", "address of the Invoke API")
+	fs.StringVar(&o.runtimeAPIAddr, "runtime-api-address", "127.0.0.1:9001", "address of the Runtime API the runtime calls")
+	fs.StringVar(&o.logLevel, "log-level", "", "lambdabox's log level: debug, info, warn, error (default $LOG_LEVEL, else info)")
+	fs.BoolVar(&o.initCaching, "enable-init-caching", false, "accepted for compatibility; has no effect")
+	fs.StringVar(&o.functionName, "function-name", "", "function name (default $AWS_LAMBDA_FUNCTION_NAME, else test_function)")
+	fs.StringVar(&o.handler, "handler", "", "handler (_HANDLER), when not given as the last argument")
+	fs.DurationVar(&o.timeout, "timeout", 0, "function timeout, e.g. 3s (default $AWS_LAMBDA_FUNCTION_TIMEOUT seconds, else 300s)")
+	fs.IntVar(&o.memoryMB, "memory-size", 0, "memory in MB (default $AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else 3008)")
+	fs.StringArrayVar(&o.env, "env", nil, "extra function environment variable KEY=VALUE (repeatable)")
+	fs.IntVar(&o.maxConcurrency, "max-concurrency", 1, "execution environments, and so parallel invokes; more requests wait their turn")
+	fs.BoolVar(&o.initAtStart, "init-at-start", false, "run Init when the emulator starts instead of at the first invoke")
+	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
+	return fs
+}
+
+func newRIECmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "rie [flags] [<bootstrap> [args...]]",
+		Short:              "Run a function under the drop-in replacement for aws-lambda-rie",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRIE(cmd.Context(), args, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+}
+
+// splitRIEArgs separates the emulator's own flags, wherever they stand, from
+// the bootstrap command, as aws-lambda-rie does: unknown flags belong to the
+// bootstrap. -h/--help counts only before the bootstrap.
+func splitRIEArgs(fs *pflag.FlagSet, args []string) (flags, command []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return flags, append(command, args[i+1:]...)
+		}
+		if (a == "-h" || a == "--help") && len(command) == 0 {
+			flags = append(flags, a)
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		f := fs.Lookup(name)
+		if !strings.HasPrefix(a, "--") || f == nil || name == "help" {
+			command = append(command, a)
+			continue
+		}
+		flags = append(flags, a)
+		if !hasValue && f.NoOptDefVal == "" && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return flags, command
+}
+
+func runRIE(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o rieOptions
+	fs := o.flags()
+	fs.SetOutput(io.Discard)
+	flagArgs, command := splitRIEArgs(fs, args)
+	if err := fs.Parse(flagArgs); err != nil {
+		return fmt.Errorf("%w (see --help)", err)
+	}
+	if o.help {
+		fmt.Fprint(stdout, rieUsage+fs.FlagUsages())
+		return nil
+	}
+	log, err := newLogger(stderr, o.logLevel)
+	if err != nil {
+		return err
+	}
+	for _, a := range []string{o.emulatorAddr, o.runtimeAPIAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("address %q: %w", a, err)
+		}
+	}
+	cfg, err := rieFunction(o, command, log)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, serveConfig{
+		function:       cfg,
+		invokeAddr:     o.emulatorAddr,
+		runtimeAPIAddr: o.runtimeAPIAddr,
+		maxConcurrency: o.maxConcurrency,
+		initAtStart:    o.initAtStart,
+		output:         stdout,
+		log:            log,
+	})
+}
+
+// rieFunction builds the function from the emulator's environment, flags
+// and command, with aws-lambda-rie's rules.
+func rieFunction(o rieOptions, command []string, log *slog.Logger) (function.Config, error) {
+	cfg := function.Config{
+		Name:    firstNonEmpty(o.functionName, os.Getenv("AWS_LAMBDA_FUNCTION_NAME")),
+		Version: os.Getenv("AWS_LAMBDA_FUNCTION_VERSION"),
+		Region:  firstNonEmpty(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")),
+		Timeout: o.timeout,
+		Credentials: function.Credentials{
+			AccessKeyID:     os.Getenv("AWS_ACCESS_KEY_ID"),
+			SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"),
+			SessionToken:    os.Getenv("AWS_SESSION_TOKEN"),
+		},
+		Env:          append(os.Environ(), o.env...),
+		ExecutionEnv: os.Getenv("AWS_EXECUTION_ENV"),
+		MemoryMB:     o.memoryMB,
+	}
+	if cfg.Timeout == 0 {
+		if v := os.Getenv("AWS_LAMBDA_FUNCTION_TIMEOUT"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return cfg, fmt.Errorf("AWS_LAMBDA_FUNCTION_TIMEOUT=%q: want whole seconds", v)
+			}
+			cfg.Timeout = time.Duration(n) * time.Second
+		}
+	}
+	if cfg.MemoryMB == 0 {
+		if v := os.Getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return cfg, fmt.Errorf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%q: want megabytes", v)
+			}
+			cfg.MemoryMB = n
+		}
+	}
+	cfg.Handler = firstNonEmpty(o.handler, os.Getenv("AWS_LAMBDA_FUNCTION_HANDLER"), os.Getenv("_HANDLER"))
+	if len(command) == 0 {
+		cfg.Command = []string{defaultBootstrap(log)}
+		cfg.Dir = "/var/task"
+	} else {
+		cfg.Command = command
+		if len(command) > 1 {
+			cfg.Handler = command[len(command)-1]
+		}
+		if wd, err := os.Getwd(); err == nil {
+			cfg.Dir = wd
+		}
+	}
+	cfg.TaskRoot = firstNonEmpty(os.Getenv("LAMBDA_TASK_ROOT"), cfg.Dir)
+	cfg = cfg.WithDefaults()
+	return cfg, cfg.Validate()
+}
+
+// defaultBootstrap is the first bootstrap that exists; when none does, the
+// first invoke reports Runtime.InvalidEntrypoint.
+func defaultBootstrap(log *slog.Logger) string {
+	candidates := []string{"/var/task/bootstrap", "/opt/bootstrap", "/var/runtime/bootstrap"}
+	for _, c := range candidates {
+		if fi, err := os.Stat(c); err == nil && !fi.IsDir() {
+			return c
+		}
+	}
+	log.Warn("no bootstrap found", "looked_in", candidates)
+	return candidates[0]
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	level = firstNonEmpty(level, os.Getenv("LOG_LEVEL"), "info")
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// serveConfig is one function served over the Invoke API.
+type serveConfig struct {
+	function       function.Config
+	invokeAddr     string
+	runtimeAPIAddr string // of the first environment; the others take free ports
+	maxConcurrency int
+	initAtStart    bool
+	output         io.Writer
+	log            *slog.Logger
+}
+
+// serve runs the function until ctx ends, then shuts down cleanly: no new
+// requests, in-flight and queued invokes finish, runtimes get SIGTERM.
+func serve(ctx context.Context, sc serveConfig) error {
+	newEnv := func(addr string) (*environment.Environment, error) {
+		return environment.New(environment.Config{
+			Function:       sc.function,
+			Driver:         process.Driver{},
+			RuntimeAPIAddr: addr,
+			Output:         sc.output,
+			Log:            sc.log,
+		})
+	}
+	// The first environment takes the fixed Runtime API address now, so
+	// that a taken port fails the start, not the first invoke.
+	first, err := newEnv(sc.runtimeAPIAddr)
+	if err != nil {
+		return err
+	}
+	p, err := pool.New(pool.Config{
+		MaxConcurrency: sc.maxConcurrency,
+		Queue:          true,
+		QueueTimeout:   sc.function.Timeout,
+		New: func(i int) (*environment.Environment, error) {
+			if i == 0 {
+				return first, nil
+			}
+			return newEnv("127.0.0.1:0")
+		},
+	})
+	if err != nil {
+		return errors.Join(err, first.Close(ctx))
+	}
+	inv := invoke.NewServer(sc.log)
+	inv.Add(sc.function, p)
+	ln, err := net.Listen("tcp", sc.invokeAddr)
+	if err != nil {
+		return fmt.Errorf("listening for the Invoke API: %w", err)
+	}
+	sc.log.Info("serving the Invoke API", "address", ln.Addr().String(), "function", sc.function.Name, "command", sc.function.Command)
+	if sc.initAtStart {
+		if err := p.Init(ctx, 1); err != nil {
+			sc.log.Warn("init at start failed; retrying at the first invoke", "error", err)
+		}
+	}
+	srv := &http.Server{Handler: inv, ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving the Invoke API: %w", err)
+	case <-ctx.Done():
+	}
+	sc.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), sc.function.Timeout+5*time.Second)
+	defer cancel()
+	err = errors.Join(srv.Shutdown(shutdownCtx), inv.Wait(shutdownCtx), p.Close(shutdownCtx))
+	if err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
+}

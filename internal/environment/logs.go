@@ -1,0 +1,166 @@
+package environment
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxLogLine is where a long line is cut, as CloudWatch Logs does.
+const maxLogLine = 256 * 1024
+
+// tailSize is how much of an invocation's log X-Amz-Log-Result carries.
+const tailSize = 4096
+
+// logSink serialises the function's output and the platform's own lines
+// (START, END, REPORT) onto one writer, and captures an invocation's lines
+// when asked to.
+type logSink struct {
+	mu      sync.Mutex
+	out     io.Writer
+	capture *bytes.Buffer // non-nil while an invocation's log is captured
+	pump    *pump         // reader of the current runtime's output
+}
+
+func (s *logSink) write(line []byte) {
+	s.mu.Lock()
+	_, _ = s.out.Write(line)
+	if s.capture != nil {
+		s.capture.Write(line)
+	}
+	s.mu.Unlock()
+}
+
+// begin starts capturing lines; end stops and returns the last tailSize
+// bytes of what was captured.
+func (s *logSink) begin() {
+	s.mu.Lock()
+	s.capture = new(bytes.Buffer)
+	s.mu.Unlock()
+}
+
+func (s *logSink) end() []byte {
+	s.mu.Lock()
+	b := s.capture.Bytes()
+	s.capture = nil
+	s.mu.Unlock()
+	if len(b) > tailSize {
+		b = b[len(b)-tailSize:]
+	}
+	return b
+}
+
+// attach starts pumping r (the read end of the runtime's stdout and stderr
+// pipe) into the sink, line by line.
+func (s *logSink) attach(r *os.File) {
+	p := &pump{sink: s, r: r, progress: make(chan struct{}, 1)}
+	s.mu.Lock()
+	s.pump = p
+	s.mu.Unlock()
+	go p.run()
+}
+
+// flush waits, briefly, until every byte the runtime wrote before now has
+// been written out. A runtime logs and then answers over HTTP, so this keeps
+// its lines ahead of END and inside the captured log.
+func (s *logSink) flush() {
+	s.mu.Lock()
+	p := s.pump
+	s.mu.Unlock()
+	if p != nil {
+		p.flush()
+	}
+}
+
+type pump struct {
+	sink      *logSink
+	r         *os.File
+	pulled    atomic.Int64  // bytes read from the pipe
+	processed atomic.Int64  // bytes read and handed on (whole lines) or held (a partial line)
+	progress  chan struct{} // signalled when processed grows
+}
+
+func (p *pump) run() {
+	defer p.r.Close()
+	buf := make([]byte, 64*1024)
+	var partial []byte
+	for {
+		n, err := p.r.Read(buf)
+		if n > 0 {
+			p.pulled.Add(int64(n))
+			data := buf[:n]
+			for {
+				i := bytes.IndexByte(data, '\n')
+				if i < 0 {
+					break
+				}
+				if len(partial) > 0 {
+					p.sink.write(append(partial, data[:i+1]...))
+					partial = partial[:0]
+				} else {
+					p.sink.write(data[:i+1])
+				}
+				data = data[i+1:]
+			}
+			partial = append(partial, data...)
+			for len(partial) >= maxLogLine {
+				p.sink.write(append(partial[:maxLogLine:maxLogLine], '\n'))
+				partial = append(partial[:0], partial[maxLogLine:]...)
+			}
+			p.processed.Add(int64(n))
+			select {
+			case p.progress <- struct{}{}:
+			default:
+			}
+		}
+		if err != nil {
+			if len(partial) > 0 {
+				p.sink.write(append(partial, '\n'))
+			}
+			return
+		}
+	}
+}
+
+func (p *pump) flush() {
+	var pending int
+	err := withFd(p.r, func(fd uintptr) error {
+		// TIOCINQ is FIONREAD: the bytes waiting in the pipe.
+		n, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ)
+		pending = n
+		return err
+	})
+	if err != nil {
+		return
+	}
+	target := p.pulled.Load() + int64(pending)
+	if p.processed.Load() >= target {
+		return
+	}
+	timeout := time.NewTimer(100 * time.Millisecond)
+	defer timeout.Stop()
+	for p.processed.Load() < target {
+		select {
+		case <-p.progress:
+		case <-timeout.C:
+			return
+		}
+	}
+}
+
+func withFd(f *os.File, fn func(uintptr) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(fd) }); err != nil {
+		return err
+	}
+	return ferr
+}

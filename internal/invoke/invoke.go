@@ -1,0 +1,361 @@
+// Package invoke serves the client side of Lambda: the Invoke API
+// (POST /2015-03-31/functions/{name}/invocations) that the AWS CLI, the AWS
+// SDKs and curl call. It validates requests as Lambda does, routes them to
+// a function and writes the result back in Lambda's shape.
+package invoke
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lambdabox/lambdabox/internal/environment"
+	"github.com/lambdabox/lambdabox/internal/function"
+	"github.com/lambdabox/lambdabox/internal/pool"
+	"github.com/lambdabox/lambdabox/internal/runtimeapi"
+)
+
+// Payload limits of the Invoke API.
+const (
+	MaxSyncPayload   = 6291456 // 6 MiB
+	MaxAsyncPayload  = 1048576 // 1 MiB
+	maxClientContext = 3583
+)
+
+// Function runs invocations of one function; *pool.Pool implements it.
+type Function interface {
+	Invoke(ctx context.Context, req *environment.Request) (*environment.Result, error)
+}
+
+// Server is the Invoke API front. It is an http.Handler.
+type Server struct {
+	log   *slog.Logger
+	mux   *http.ServeMux
+	async sync.WaitGroup
+
+	mu    sync.RWMutex
+	funcs map[string]entry // by function name
+	def   string           // the function the alias "function" names
+}
+
+type entry struct {
+	cfg function.Config
+	fn  Function
+}
+
+// NewServer returns a server with no functions. A nil logger discards logs.
+func NewServer(log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{log: log, mux: http.NewServeMux(), funcs: map[string]entry{}}
+	s.mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", s.handle(s.invoke))
+	s.mux.HandleFunc("/", s.handle(func(_ http.ResponseWriter, r *http.Request) *apiError {
+		return &apiError{Status: http.StatusNotFound, Code: "UnknownOperationException", Msg: "Unknown operation " + r.Method + " " + r.URL.Path}
+	}))
+	return s
+}
+
+// Add registers a function under cfg.Name. The first function added also
+// answers to the official emulator's name "function".
+func (s *Server) Add(cfg function.Config, fn Function) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.funcs[cfg.Name] = entry{cfg, fn}
+	if s.def == "" {
+		s.def = cfg.Name
+	}
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Wait blocks until the asynchronous invocations accepted so far finish, or
+// ctx ends.
+func (s *Server) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.async.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// apiError is an Invoke API error, written once by handle.
+type apiError struct {
+	Status     int
+	Code       string // X-Amzn-ErrorType, e.g. ResourceNotFoundException
+	Msg        string
+	Reason     string // for TooManyRequestsException
+	RetryAfter int    // seconds, for TooManyRequestsException
+}
+
+func (e *apiError) write(w http.ResponseWriter, requestID string) {
+	typ := "User"
+	if e.Status >= 500 {
+		typ = "Service"
+	}
+	body := map[string]string{"Type": typ, "Message": e.Msg}
+	if e.Reason != "" {
+		body["Reason"] = e.Reason
+	}
+	b, _ := json.Marshal(body)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Amzn-ErrorType", e.Code)
+	h.Set("X-Amzn-RequestId", requestID)
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(b)
+}
+
+type requestIDKey struct{}
+
+func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) *apiError) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := uuid.NewString()
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		if e := fn(w, r); e != nil {
+			s.log.Warn("invoke rejected", "path", r.URL.Path, "error_type", e.Code, "error", e.Msg, "request_id", id)
+			e.write(w, id)
+		}
+	}
+}
+
+// lookup resolves a FunctionName path element (name, name:qualifier,
+// partial or full ARN) and the Qualifier parameter.
+func (s *Server) lookup(name, qualifier string) (entry, *apiError) {
+	fname, qual := name, ""
+	if strings.HasPrefix(name, "arn:") {
+		// arn:aws:lambda:region:account:function:name[:qualifier]
+		parts := strings.Split(name, ":")
+		if len(parts) >= 7 && parts[2] == "lambda" && parts[5] == "function" {
+			fname = parts[6]
+			if len(parts) == 8 {
+				qual = parts[7]
+			}
+		}
+	} else if parts := strings.Split(name, ":"); len(parts) >= 3 && parts[1] == "function" {
+		// account:function:name[:qualifier]
+		fname = parts[2]
+		if len(parts) == 4 {
+			qual = parts[3]
+		}
+	} else if n, q, ok := strings.Cut(name, ":"); ok {
+		fname, qual = n, q
+	}
+	if qualifier != "" {
+		if qual != "" && qual != qualifier {
+			return entry{}, &apiError{Status: http.StatusBadRequest, Code: "InvalidParameterValueException", Msg: "The derived qualifier from the function name does not match the specified qualifier."}
+		}
+		qual = qualifier
+	}
+	s.mu.RLock()
+	if fname == "function" && s.funcs["function"].fn == nil {
+		fname = s.def
+	}
+	e, ok := s.funcs[fname]
+	s.mu.RUnlock()
+	if !ok || (qual != "" && qual != "$LATEST" && qual != e.cfg.Version) {
+		arn := function.Config{Name: fname}.WithDefaults().ARN()
+		if ok {
+			arn = e.cfg.ARN()
+		}
+		if qual != "" {
+			arn += ":" + qual
+		}
+		return entry{}, &apiError{Status: http.StatusNotFound, Code: "ResourceNotFoundException", Msg: "Function not found: " + arn}
+	}
+	return e, nil
+}
+
+func badParam(msg string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "InvalidParameterValueException", Msg: msg}
+}
+
+func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
+	fn, e := s.lookup(r.PathValue("name"), r.URL.Query().Get("Qualifier"))
+	if e != nil {
+		return e
+	}
+	invType := r.Header.Get("X-Amz-Invocation-Type")
+	switch invType {
+	case "", "RequestResponse", "Event", "DryRun":
+	default:
+		return badParam("1 validation error detected: Value '" + invType + "' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]")
+	}
+	tail := false
+	switch lt := r.Header.Get("X-Amz-Log-Type"); lt {
+	case "", "None":
+	case "Tail":
+		if invType == "Event" {
+			return badParam("LogType Tail is supported only for synchronous invocations (RequestResponse)")
+		}
+		tail = true
+	default:
+		return badParam("1 validation error detected: Value '" + lt + "' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]")
+	}
+	clientContext, e := decodeClientContext(r.Header.Get("X-Amz-Client-Context"))
+	if e != nil {
+		return e
+	}
+	limit := int64(MaxSyncPayload)
+	if invType == "Event" {
+		limit = MaxAsyncPayload
+	}
+	payload, e := readPayload(r.Body, limit, invType)
+	if e != nil {
+		return e
+	}
+	if invType == "DryRun" {
+		w.Header().Set("X-Amzn-RequestId", r.Context().Value(requestIDKey{}).(string))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	traceID := r.Header.Get("X-Amzn-Trace-Id")
+	if traceID == "" {
+		traceID = newTraceID(time.Now())
+	}
+	arn := fn.cfg.ARN()
+	if q := r.URL.Query().Get("Qualifier"); q != "" {
+		arn += ":" + q
+	}
+	req := &environment.Request{
+		Invocation: runtimeInvocation(r, payload, arn, traceID, clientContext),
+		Tail:       tail,
+	}
+	if invType == "Event" {
+		s.async.Add(1)
+		go func() {
+			defer s.async.Done()
+			res, err := fn.fn.Invoke(context.WithoutCancel(r.Context()), req)
+			switch {
+			case err != nil:
+				s.log.Error("asynchronous invoke failed", "function", fn.cfg.Name, "request_id", req.ID, "error", err)
+			case res.Error:
+				s.log.Warn("asynchronous invoke returned an error", "function", fn.cfg.Name, "request_id", req.ID, "error_type", res.ErrorType)
+			}
+		}()
+		w.Header().Set("X-Amzn-RequestId", req.ID)
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
+	res, err := fn.fn.Invoke(r.Context(), req)
+	switch {
+	case errors.Is(err, pool.ErrThrottled):
+		return &apiError{Status: http.StatusTooManyRequests, Code: "TooManyRequestsException", Msg: "Rate Exceeded.",
+			Reason: "ReservedFunctionConcurrentInvocationLimitExceeded", RetryAfter: 1}
+	case err != nil:
+		return &apiError{Status: http.StatusInternalServerError, Code: "ServiceException", Msg: err.Error()}
+	}
+	h := w.Header()
+	h["Content-Type"] = []string{res.ContentType}
+	h["Content-Length"] = []string{strconv.Itoa(len(res.Payload))}
+	h["X-Amz-Executed-Version"] = []string{fn.cfg.Version}
+	h["X-Amzn-Requestid"] = []string{req.ID}
+	if res.Error {
+		h["X-Amz-Function-Error"] = []string{"Unhandled"}
+	}
+	if tail {
+		h["X-Amz-Log-Result"] = []string{base64.StdEncoding.EncodeToString(res.Log)}
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(res.Payload)
+	return nil
+}
+
+// HeaderCognitoIdentity carries a Cognito identity (JSON) to the runtime.
+// The Invoke API has no such header (mobile SDKs set it on the platform
+// side); it is lambdabox's way to test handlers that read it.
+const HeaderCognitoIdentity = "X-Lambdabox-Cognito-Identity"
+
+// runtimeInvocation is the event as the runtime will see it. Its id is the
+// request id the client gets back in x-amzn-RequestId.
+func runtimeInvocation(r *http.Request, payload []byte, arn, traceID, clientContext string) runtimeapi.Invocation {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" || strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		ct = "application/json" // what curl -d and some SDKs send by default
+	}
+	return runtimeapi.Invocation{
+		ID:              r.Context().Value(requestIDKey{}).(string),
+		Payload:         payload,
+		ContentType:     ct,
+		FunctionARN:     arn,
+		TraceID:         traceID,
+		ClientContext:   clientContext,
+		CognitoIdentity: r.Header.Get(HeaderCognitoIdentity),
+		TenantID:        r.Header.Get("X-Amz-Tenant-Id"),
+	}
+}
+
+// decodeClientContext checks X-Amz-Client-Context (base64 of a JSON
+// object) and returns the decoded JSON.
+func decodeClientContext(h string) (string, *apiError) {
+	if h == "" {
+		return "", nil
+	}
+	const msg = "Client context must be a valid Base64-encoded JSON object of at most 3583 bytes"
+	if len(h) > maxClientContext {
+		return "", badParam(msg)
+	}
+	b, err := base64.StdEncoding.DecodeString(h)
+	if err != nil {
+		return "", badParam(msg)
+	}
+	var obj map[string]any
+	if json.Unmarshal(b, &obj) != nil {
+		return "", badParam(msg)
+	}
+	return string(b), nil
+}
+
+// readPayload reads the whole body, refusing (never truncating) one over
+// limit, and checks that it is JSON. An empty body is the event {}.
+func readPayload(body io.Reader, limit int64, invType string) ([]byte, *apiError) {
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return nil, &apiError{Status: http.StatusBadRequest, Code: "InvalidRequestContentException", Msg: "Could not read request body: " + err.Error()}
+	}
+	if int64(len(b)) > limit {
+		op := "InvokeFunction"
+		if invType == "Event" {
+			op = "InvokeAsync"
+		}
+		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "RequestTooLargeException",
+			Msg: "Request must be smaller than " + strconv.FormatInt(limit, 10) + " bytes for the " + op + " operation"}
+	}
+	if len(b) == 0 {
+		return []byte("{}"), nil
+	}
+	if !json.Valid(b) {
+		var v any
+		err := json.Unmarshal(b, &v)
+		return nil, &apiError{Status: http.StatusBadRequest, Code: "InvalidRequestContentException",
+			Msg: "Could not parse request body into json: Could not parse payload into json: " + err.Error()}
+	}
+	return b, nil
+}
+
+// newTraceID makes an X-Ray trace header: Root=1-<8 hex epoch>-<24 hex>;
+// Parent=<16 hex>;Sampled=0.
+func newTraceID(now time.Time) string {
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	return "Root=1-" + strconv.FormatInt(now.Unix(), 16) + "-" + hex.EncodeToString(b[:12]) +
+		";Parent=" + hex.EncodeToString(b[12:]) + ";Sampled=0"
+}

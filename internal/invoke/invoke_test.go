@@ -1,0 +1,109 @@
+package invoke
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lambdabox/lambdabox/internal/environment"
+	"github.com/lambdabox/lambdabox/internal/function"
+	"github.com/lambdabox/lambdabox/internal/pool"
+	"github.com/lambdabox/lambdabox/internal/runtimeapi"
+)
+
+// fakeFunction answers every invoke with fn's result; a hand-written fake.
+type fakeFunction struct {
+	fn func(*environment.Request) (*environment.Result, error)
+}
+
+func (f fakeFunction) Invoke(_ context.Context, req *environment.Request) (*environment.Result, error) {
+	return f.fn(req)
+}
+
+func newServer(fn func(*environment.Request) (*environment.Result, error)) *httptest.Server {
+	s := NewServer(nil)
+	s.Add(function.Config{Name: "f", Command: []string{"/b"}}.WithDefaults(), fakeFunction{fn})
+	return httptest.NewServer(s)
+}
+
+func echo(req *environment.Request) (*environment.Result, error) {
+	return &environment.Result{Response: &runtimeapi.Response{Payload: req.Payload, ContentType: "application/json"}}, nil
+}
+
+func TestLookup(t *testing.T) {
+	ts := newServer(echo)
+	defer ts.Close()
+	for name, want := range map[string]int{
+		"f": 200, "function": 200, "f:$LATEST": 200, "f:live": 404, "g": 404,
+		"arn:aws:lambda:us-east-1:012345678912:function:f":          200,
+		"arn:aws:lambda:us-east-1:012345678912:function:f:$LATEST":  200,
+		"012345678912:function:f":                                   200,
+		"012345678912:function:f:v2":                                404,
+		"arn:aws:lambda:us-east-1:012345678912:function:nope:alias": 404,
+	} {
+		resp, err := http.Post(ts.URL+"/2015-03-31/functions/"+name+"/invocations", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", name, resp.StatusCode, want)
+		}
+	}
+}
+
+func TestThrottledAndServiceErrors(t *testing.T) {
+	for _, c := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{pool.ErrThrottled, 429, "TooManyRequestsException"},
+		{context.DeadlineExceeded, 500, "ServiceException"},
+	} {
+		ts := newServer(func(*environment.Request) (*environment.Result, error) { return nil, c.err })
+		resp, err := http.Post(ts.URL+"/2015-03-31/functions/f/invocations", "", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		ts.Close()
+		if resp.StatusCode != c.status || resp.Header.Get("X-Amzn-ErrorType") != c.code || body["Message"] == "" {
+			t.Errorf("%v: %d %s %v", c.err, resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), body)
+		}
+		if c.status == 429 && (resp.Header.Get("Retry-After") == "" || body["Reason"] != "ReservedFunctionConcurrentInvocationLimitExceeded") {
+			t.Errorf("429 lacks Retry-After or Reason: %v %v", resp.Header, body)
+		}
+	}
+}
+
+func TestEmptyPayloadIsEmptyObject(t *testing.T) {
+	got := make(chan string, 1)
+	ts := newServer(func(req *environment.Request) (*environment.Result, error) {
+		got <- string(req.Payload)
+		return echo(req)
+	})
+	defer ts.Close()
+	resp, err := http.Post(ts.URL+"/2015-03-31/functions/f/invocations", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if p := <-got; p != "{}" {
+		t.Errorf("payload %q, want {}", p)
+	}
+}
+
+func TestNewTraceID(t *testing.T) {
+	id := newTraceID(time.Unix(0x5759e988, 0))
+	if !regexp.MustCompile(`^Root=1-5759e988-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$`).MatchString(id) {
+		t.Errorf("trace id %q", id)
+	}
+}

@@ -1,0 +1,403 @@
+package runtimeapi
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MaxResponseSize is the largest buffered response a runtime may post:
+// 6 MiB + 100 bytes.
+const MaxResponseSize = 6291556
+
+// Header names of the Runtime API.
+const (
+	HeaderRequestID       = "Lambda-Runtime-Aws-Request-Id"
+	HeaderDeadline        = "Lambda-Runtime-Deadline-Ms"
+	HeaderFunctionARN     = "Lambda-Runtime-Invoked-Function-Arn"
+	HeaderTraceID         = "Lambda-Runtime-Trace-Id"
+	HeaderClientContext   = "Lambda-Runtime-Client-Context"
+	HeaderCognitoIdentity = "Lambda-Runtime-Cognito-Identity"
+	HeaderTenantID        = "Lambda-Runtime-Aws-Tenant-Id"
+	HeaderErrorType       = "Lambda-Runtime-Function-Error-Type"
+	HeaderErrorBody       = "Lambda-Runtime-Function-Error-Body"
+	HeaderResponseMode    = "Lambda-Runtime-Function-Response-Mode"
+)
+
+// Invocation is one event as the runtime receives it from next.
+type Invocation struct {
+	ID              string
+	Payload         []byte
+	ContentType     string // default application/json
+	Deadline        time.Time
+	FunctionARN     string
+	TraceID         string
+	ClientContext   string // JSON, already decoded from base64
+	CognitoIdentity string // JSON
+	TenantID        string
+}
+
+// Response is what the runtime (or the platform on its behalf) answered.
+type Response struct {
+	Payload     []byte
+	ContentType string
+	// Error is set when the runtime posted to an error endpoint or the
+	// platform failed the invocation; the Payload is then the error body.
+	Error bool
+	// ErrorType is the Lambda error type, e.g. "Runtime.ImportModuleError".
+	ErrorType string
+}
+
+// ErrorResponse builds a platform error in Lambda's shape.
+func ErrorResponse(errorType, message string) *Response {
+	b, _ := json.Marshal(struct {
+		ErrorType    string `json:"errorType"`
+		ErrorMessage string `json:"errorMessage"`
+	}{errorType, message})
+	return &Response{Payload: b, ContentType: "application/json", Error: true, ErrorType: errorType}
+}
+
+// Generation is one runtime process's view of the server, from Reset.
+type Generation struct {
+	// Ready is closed when the runtime first calls next: Init is over.
+	Ready <-chan struct{}
+	// InitError receives the runtime's init/error report.
+	InitError <-chan *Response
+}
+
+// Server serves the Runtime API of one execution environment. It is an
+// http.Handler.
+type Server struct {
+	log *slog.Logger
+	mux *http.ServeMux
+
+	mu  sync.Mutex
+	gen *generation
+	cur *call // handed to the runtime, not yet finished with
+}
+
+type generation struct {
+	ready     chan struct{}
+	isReady   bool
+	initError chan *Response
+	pending   chan *call
+}
+
+type call struct {
+	inv      *Invocation
+	done     chan *Response
+	answered bool
+}
+
+// NewServer returns a server with no runtime attached yet. A nil logger
+// discards logs.
+func NewServer(log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", s.handle(s.next))
+	s.mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.handle(s.response))
+	s.mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", s.handle(s.invocationError))
+	s.mux.HandleFunc("POST /2018-06-01/runtime/init/error", s.handle(s.initError))
+	s.mux.HandleFunc("/", s.handle(func(http.ResponseWriter, *http.Request) *apiError {
+		return &apiError{http.StatusNotFound, "InvalidRequest", "Unknown Runtime API path"}
+	}))
+	s.Reset()
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Reset forgets the previous runtime, and any invocation it held, before a
+// new runtime starts.
+func (s *Server) Reset() Generation {
+	g := &generation{
+		ready:     make(chan struct{}),
+		initError: make(chan *Response, 1),
+		pending:   make(chan *call, 1),
+	}
+	s.mu.Lock()
+	s.gen, s.cur = g, nil
+	s.mu.Unlock()
+	return Generation{Ready: g.ready, InitError: g.initError}
+}
+
+// Dispatch queues inv for the runtime's next call. The returned channel
+// receives the runtime's answer; the caller enforces the deadline.
+func (s *Server) Dispatch(inv *Invocation) <-chan *Response {
+	c := &call{inv: inv, done: make(chan *Response, 1)}
+	s.mu.Lock()
+	g := s.gen
+	s.mu.Unlock()
+	select {
+	case g.pending <- c:
+	default:
+		c.done <- ErrorResponse("Runtime.Unknown", "RequestId: "+inv.ID+" Error: an invocation is already pending")
+	}
+	return c.done
+}
+
+// Withdraw takes back the invocation dispatched to a runtime that has not
+// fetched it with next, and reports whether there was one.
+func (s *Server) Withdraw() bool {
+	s.mu.Lock()
+	g := s.gen
+	s.mu.Unlock()
+	select {
+	case <-g.pending:
+		return true
+	default:
+		return false
+	}
+}
+
+// apiError is a Runtime API error, written once by handle.
+type apiError struct {
+	Status    int
+	Type, Msg string
+}
+
+func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) *apiError) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if e := fn(w, r); e != nil {
+			s.log.Warn("runtime API request rejected", "path", r.URL.Path, "error_type", e.Type, "error", e.Msg)
+			writeJSON(w, e.Status, map[string]string{"errorMessage": e.Msg, "errorType": e.Type})
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+var accepted = []byte(`{"status":"OK"}`)
+
+func writeAccepted(w http.ResponseWriter) {
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(accepted))}
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(accepted)
+}
+
+func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
+	s.mu.Lock()
+	if s.cur != nil && !s.cur.answered {
+		id := s.cur.inv.ID
+		s.mu.Unlock()
+		return &apiError{http.StatusForbidden, "InvalidStateTransition", "State transition from Running to Ready failed: invocation " + id + " has not been answered"}
+	}
+	s.cur = nil
+	g := s.gen
+	if !g.isReady {
+		g.isReady = true
+		close(g.ready)
+	}
+	s.mu.Unlock()
+
+	var c *call
+	select {
+	case c = <-g.pending:
+	case <-r.Context().Done():
+		return nil
+	}
+	s.mu.Lock()
+	if s.gen != g { // the environment was reset while we waited
+		s.mu.Unlock()
+		c.done <- ErrorResponse("Runtime.Unknown", "RequestId: "+c.inv.ID+" Error: runtime was reset")
+		return &apiError{http.StatusInternalServerError, "Runtime.Reset", "The execution environment was reset; exit"}
+	}
+	s.cur = c
+	s.mu.Unlock()
+
+	inv := c.inv
+	h := w.Header()
+	h[HeaderRequestID] = []string{inv.ID}
+	h[HeaderDeadline] = []string{strconv.FormatInt(inv.Deadline.UnixMilli(), 10)}
+	h[HeaderFunctionARN] = []string{inv.FunctionARN}
+	h[HeaderTraceID] = []string{inv.TraceID}
+	if inv.ClientContext != "" {
+		h[HeaderClientContext] = []string{inv.ClientContext}
+	}
+	if inv.CognitoIdentity != "" {
+		h[HeaderCognitoIdentity] = []string{inv.CognitoIdentity}
+	}
+	if inv.TenantID != "" {
+		h[HeaderTenantID] = []string{inv.TenantID}
+	}
+	ct := inv.ContentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	h["Content-Type"] = []string{ct}
+	h["Content-Length"] = []string{strconv.Itoa(len(inv.Payload))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(inv.Payload)
+	return nil
+}
+
+// claim marks the in-flight invocation id as answered, so that exactly one
+// response or error is taken for it.
+func (s *Server) claim(id string) (*call, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cur
+	switch {
+	case c == nil || c.inv.ID != id:
+		return nil, &apiError{http.StatusBadRequest, "InvalidRequestID", "Invalid request ID"}
+	case c.answered:
+		return nil, &apiError{http.StatusForbidden, "InvalidStateTransition", "State transition from ResponseSent to ResponseSent failed: invocation " + id + " was already answered"}
+	}
+	c.answered = true
+	return c, nil
+}
+
+func (s *Server) response(w http.ResponseWriter, r *http.Request) *apiError {
+	id := r.PathValue("id")
+	c, e := s.claim(id)
+	if e != nil {
+		return e
+	}
+	if mode := r.Header.Get(HeaderResponseMode); mode != "" && mode != "streaming" {
+		c.done <- ErrorResponse("Runtime.InvalidResponseModeHeader", "RequestId: "+id+" Error: invalid response mode "+strconv.Quote(mode))
+		return &apiError{http.StatusBadRequest, "InvalidFunctionResponseMode", "Invalid response mode " + strconv.Quote(mode) + "; the only accepted value is streaming"}
+	}
+	body, n, err := readLimited(r.Body)
+	switch {
+	case errors.Is(err, errTooLarge):
+		c.done <- ErrorResponse("Function.ResponseSizeTooLarge", "Response payload size ("+strconv.FormatInt(n, 10)+" bytes) exceeded maximum allowed payload size ("+strconv.Itoa(MaxResponseSize)+" bytes).")
+		return tooLarge()
+	case err != nil:
+		c.done <- ErrorResponse("Runtime.TruncatedResponse", "RequestId: "+id+" Error: reading the runtime's response: "+err.Error())
+		return &apiError{http.StatusBadRequest, "InvalidRequestFormat", "reading body: " + err.Error()}
+	}
+	if et := r.Trailer.Get(HeaderErrorType); et != "" { // a failure reported after the body started
+		resp := &Response{Payload: body, ContentType: "application/json", Error: true, ErrorType: errorType(et, nil)}
+		if eb := r.Trailer.Get(HeaderErrorBody); eb != "" {
+			if dec, err := base64.StdEncoding.DecodeString(eb); err == nil {
+				resp.Payload = dec
+			}
+		}
+		c.done <- resp
+		writeAccepted(w)
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/json"
+	}
+	c.done <- &Response{Payload: body, ContentType: ct}
+	writeAccepted(w)
+	return nil
+}
+
+func (s *Server) invocationError(w http.ResponseWriter, r *http.Request) *apiError {
+	c, e := s.claim(r.PathValue("id"))
+	if e != nil {
+		return e
+	}
+	resp, e := readError(r)
+	if e != nil {
+		c.done <- ErrorResponse("Function.ResponseSizeTooLarge", e.Msg)
+		return e
+	}
+	c.done <- resp
+	writeAccepted(w)
+	return nil
+}
+
+func (s *Server) initError(w http.ResponseWriter, r *http.Request) *apiError {
+	s.mu.Lock()
+	g := s.gen
+	ready := g.isReady
+	s.mu.Unlock()
+	if ready {
+		return &apiError{http.StatusForbidden, "InvalidStateTransition", "State transition from Ready to InitError failed: init is over"}
+	}
+	resp, e := readError(r)
+	if e != nil {
+		return e
+	}
+	select {
+	case g.initError <- resp:
+	default: // only the first report counts
+	}
+	writeAccepted(w)
+	return nil
+}
+
+// readError reads an error report posted to init/error or .../error.
+func readError(r *http.Request) (*Response, *apiError) {
+	body, _, err := readLimited(r.Body)
+	if errors.Is(err, errTooLarge) {
+		return nil, tooLarge()
+	}
+	// A body cut short still reports the error; keep what arrived.
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/json"
+	}
+	et := r.Header.Get(HeaderErrorType)
+	if et == "" {
+		et = r.Trailer.Get(HeaderErrorType)
+	}
+	return &Response{Payload: body, ContentType: ct, Error: true, ErrorType: errorType(et, body)}, nil
+}
+
+func tooLarge() *apiError {
+	return &apiError{http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "Exceeded maximum allowed payload size (" + strconv.Itoa(MaxResponseSize) + " bytes)."}
+}
+
+var errTooLarge = errors.New("payload too large")
+
+// readLimited reads at most MaxResponseSize bytes. Past that it drains and
+// counts the rest and returns errTooLarge with the full size.
+func readLimited(body io.Reader) ([]byte, int64, error) {
+	b, err := io.ReadAll(io.LimitReader(body, MaxResponseSize+1))
+	if err != nil {
+		return b, int64(len(b)), err
+	}
+	if len(b) <= MaxResponseSize {
+		return b, int64(len(b)), nil
+	}
+	rest, _ := io.Copy(io.Discard, body)
+	return nil, int64(len(b)) + rest, errTooLarge
+}
+
+var errorTypePattern = regexp.MustCompile(`^(Runtime|Function)\.[A-Z][a-zA-Z]+$`)
+
+// errorType applies Lambda's rules: a valid header wins; an invalid one is
+// reported as Runtime.Unknown or Function.Unknown; without a header the
+// body's errorType is used.
+func errorType(header string, body []byte) string {
+	if header != "" {
+		switch {
+		case errorTypePattern.MatchString(header):
+			return header
+		case strings.HasPrefix(header, "Function."):
+			return "Function.Unknown"
+		default:
+			return "Runtime.Unknown"
+		}
+	}
+	var v struct {
+		ErrorType string `json:"errorType"`
+	}
+	if json.Unmarshal(body, &v) == nil && v.ErrorType != "" {
+		return v.ErrorType
+	}
+	return "Runtime.Unknown"
+}

@@ -1,0 +1,190 @@
+// Package process runs execution environments as host processes. Each
+// runtime gets its own process group, so that stopping an environment stops
+// every process it started.
+package process
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/lambdabox/lambdabox/internal/sandbox"
+)
+
+// Driver starts runtimes as host processes.
+type Driver struct{}
+
+// Driver implements sandbox.Driver.
+var _ sandbox.Driver = Driver{}
+
+// Start implements sandbox.Driver.
+func (Driver) Start(_ context.Context, spec sandbox.Spec) (sandbox.Env, error) {
+	if err := checkExecutable(spec.Path); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", spec.Path, err)
+	}
+	cmd := exec.Command(spec.Path, spec.Args...)
+	cmd.Env = spec.Env
+	cmd.Dir = spec.Dir
+	if spec.Stdout != nil {
+		cmd.Stdout = spec.Stdout
+	}
+	if spec.Stderr != nil {
+		cmd.Stderr = spec.Stderr
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", spec.Path, &sandbox.EntrypointError{Err: err})
+	}
+	p := &proc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	go p.wait()
+	return p, nil
+}
+
+// checkExecutable reports a bootstrap that is missing, a directory or not
+// executable, in the words of fork/exec.
+func checkExecutable(path string) error {
+	lp, err := exec.LookPath(path)
+	if err == nil {
+		path = lp
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return &sandbox.EntrypointError{Err: fmt.Errorf("fork/exec %s: no such file or directory", path)}
+	case fi.IsDir() || fi.Mode()&0o111 == 0:
+		return &sandbox.EntrypointError{Err: fmt.Errorf("fork/exec %s: permission denied", path)}
+	}
+	return nil
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	pid  int
+	done chan struct{}
+	exit sandbox.ExitStatus
+}
+
+// proc implements sandbox.Env and sandbox.MemoryReporter.
+var (
+	_ sandbox.Env            = (*proc)(nil)
+	_ sandbox.MemoryReporter = (*proc)(nil)
+)
+
+func (p *proc) wait() {
+	err := p.cmd.Wait()
+	// The runtime is gone; reap whatever it left in its process group.
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	st := sandbox.ExitStatus{Code: -1}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) || err == nil {
+		ps := p.cmd.ProcessState
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			st.Signal = ws.Signal().String()
+		} else {
+			st.Code = ps.ExitCode()
+		}
+	}
+	p.exit = st
+	close(p.done)
+}
+
+func (p *proc) Done() <-chan struct{}    { return p.done }
+func (p *proc) Exit() sandbox.ExitStatus { return p.exit }
+
+// Stop implements sandbox.Env: SIGTERM to the process group, then SIGKILL
+// when ctx expires.
+func (p *proc) Stop(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+	}
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("process %d did not exit after SIGKILL", p.pid)
+	}
+}
+
+// MaxMemory implements sandbox.MemoryReporter: the sum of the peak resident
+// set (VmHWM) of the runtime and its descendants.
+func (p *proc) MaxMemory() (uint64, error) {
+	var total uint64
+	seen := map[int]bool{}
+	stack := []int{p.pid}
+	for len(stack) > 0 && len(seen) < 4096 {
+		pid := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		hwm, err := peakRSS(pid)
+		if err != nil {
+			if pid == p.pid {
+				return 0, err
+			}
+			continue
+		}
+		total += hwm
+		stack = append(stack, children(pid)...)
+	}
+	return total, nil
+}
+
+// peakRSS reads VmHWM from /proc/<pid>/status, in bytes.
+func peakRSS(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("reading memory of process %d: %w", pid, err)
+	}
+	i := bytes.Index(b, []byte("VmHWM:"))
+	if i < 0 {
+		return 0, fmt.Errorf("reading memory of process %d: no VmHWM", pid)
+	}
+	f := bytes.Fields(b[i+len("VmHWM:"):])
+	if len(f) == 0 {
+		return 0, fmt.Errorf("reading memory of process %d: empty VmHWM", pid)
+	}
+	kb, err := strconv.ParseUint(string(f[0]), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("reading memory of process %d: %w", pid, err)
+	}
+	return kb * 1024, nil
+}
+
+// children lists the direct children of every thread of pid.
+func children(pid int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range bytes.Fields(b) {
+			if c, err := strconv.Atoi(string(f)); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
