@@ -77,9 +77,10 @@ func helloBootstrap(tb testing.TB) string {
 }
 
 // startLambdabox serves the hello-go function in-process as `lambdabox rie`
-// does (see serve in cmd/lambdabox/rie.go), with up to maxConcurrency
-// environments, on a free loopback port. It returns the Invoke URL and the
-// pool; everything is shut down when tb's test or benchmark run ends.
+// does (see serve in cmd/lambdabox/rie.go; no Event queue is needed), with
+// up to maxConcurrency environments, on a free loopback port. It returns the
+// Invoke URL and the pool; everything is shut down when tb's test or
+// benchmark run ends.
 func startLambdabox(tb testing.TB, maxConcurrency int) (string, *pool.Pool) {
 	tb.Helper()
 	boot := helloBootstrap(tb)
@@ -96,7 +97,7 @@ func startLambdabox(tb testing.TB, maxConcurrency int) (string, *pool.Pool) {
 		MaxConcurrency: maxConcurrency,
 		Queue:          true,
 		QueueTimeout:   cfg.Timeout,
-		New: func(int) (*environment.Environment, error) {
+		New: func(int, bool) (*environment.Environment, error) {
 			return environment.New(environment.Config{
 				Function:       cfg,
 				Driver:         process.Driver{},
@@ -109,7 +110,7 @@ func startLambdabox(tb testing.TB, maxConcurrency int) (string, *pool.Pool) {
 		tb.Fatal(err)
 	}
 	inv := invoke.NewServer(nil)
-	inv.Add(cfg, p)
+	inv.Add(cfg, p, nil) // only synchronous invokes: no Event queue
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -119,7 +120,7 @@ func startLambdabox(tb testing.TB, maxConcurrency int) (string, *pool.Pool) {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		err := errors.Join(srv.Shutdown(ctx), inv.Wait(ctx), p.Close(ctx))
+		err := errors.Join(srv.Shutdown(ctx), p.Close(ctx))
 		if err != nil {
 			tb.Errorf("shutting lambdabox down: %v", err)
 		}

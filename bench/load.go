@@ -117,7 +117,9 @@ func NewClient(concurrency int) *http.Client {
 }
 
 // Run sends the load described by cfg until Requests have been sent,
-// Duration has passed or ctx ends, whichever comes first.
+// Duration has passed or ctx ends, whichever comes first. Requests in
+// flight when Duration passes are awaited and counted; those cut short by
+// ctx are not counted.
 func Run(ctx context.Context, cfg Config) (Stats, error) {
 	if cfg.URL == "" {
 		cfg.URL = DefaultURL
@@ -145,25 +147,24 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 		client = NewClient(cfg.Concurrency)
 		defer client.CloseIdleConnections()
 	}
-	if cfg.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
-		defer cancel()
-	}
-
 	var (
 		claimed atomic.Int64 // requests handed out to clients
 		wg      sync.WaitGroup
 		workers = make([]worker, cfg.Concurrency)
 	)
 	start := time.Now()
+	// No request starts after the deadline; those in flight finish (within
+	// cfg.Timeout), so that the server sees no cancelled requests.
+	more := func() bool {
+		return ctx.Err() == nil && (cfg.Duration == 0 || time.Since(start) < cfg.Duration)
+	}
 	for i := range workers {
 		w := &workers[i]
 		if cfg.Requests > 0 {
 			w.lat = make([]time.Duration, 0, cfg.Requests/cfg.Concurrency+1)
 		}
 		wg.Go(func() {
-			for ctx.Err() == nil {
+			for more() {
 				if cfg.Requests > 0 && claimed.Add(1) > int64(cfg.Requests) {
 					return
 				}
@@ -213,7 +214,7 @@ func (w *worker) one(ctx context.Context, client *http.Client, cfg *Config) {
 	d := time.Since(t0)
 	if err != nil {
 		if ctx.Err() != nil {
-			return // the run ended while this request was in flight: not counted
+			return // the caller ended the run while this request was in flight: not counted
 		}
 		w.lat = append(w.lat, d)
 		w.fail(err)

@@ -6,7 +6,8 @@
 //	go run ./bench/loadgen -c 8 -d 10s -payload '{"name":"bench"}'
 //
 // A run stops after -n requests or -d, whichever comes first; with neither
-// it runs for 10 seconds. A run never lasts longer than 10 minutes.
+// it runs for 10 seconds. A run never lasts longer than 10 minutes (plus
+// the -timeout of the requests still in flight then).
 package main
 
 import (

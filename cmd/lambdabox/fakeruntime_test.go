@@ -23,6 +23,17 @@ func runFakeRuntime(mode string) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	if mode == "hanginit" {
+		// Hang in Init on the first two starts (the init and its retry),
+		// counted in $HANG_COUNTER; answer normally from the third on.
+		counter := os.Getenv("HANG_COUNTER")
+		b, _ := os.ReadFile(counter)
+		_ = os.WriteFile(counter, append(b, 'x'), 0o644)
+		if len(b) < 2 {
+			select {}
+		}
+		mode = "echo"
+	}
 	for {
 		resp, err := http.Get(base + "/invocation/next")
 		if err != nil {
@@ -56,6 +67,8 @@ func runFakeRuntime(mode string) {
 				r.Body.Close()
 				fmt.Printf("FAKE nextagain status=%d body=%s\n", r.StatusCode, b)
 			}
+			post("/invocation/"+id+"/response", `"ok"`)
+		case "echo":
 			post("/invocation/"+id+"/response", `"ok"`)
 		default:
 			fmt.Println("FAKE unknown mode", mode)

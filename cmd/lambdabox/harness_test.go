@@ -21,6 +21,7 @@ import (
 var (
 	lambdaboxBin string // the lambdabox binary under test
 	goFnBin      string // testdata/gofn, an aws-lambda-go function
+	extBin       string // testdata/extension, an external extension
 	buildDir     string
 )
 
@@ -46,7 +47,8 @@ func setupAndRun(m *testing.M) (int, error) {
 	buildDir = dir
 	lambdaboxBin = filepath.Join(dir, "lambdabox")
 	goFnBin = filepath.Join(dir, "gofn", "bootstrap")
-	for out, pkg := range map[string]string{lambdaboxBin: ".", goFnBin: "./testdata/gofn"} {
+	extBin = filepath.Join(dir, "extension", "recorder")
+	for out, pkg := range map[string]string{lambdaboxBin: ".", goFnBin: "./testdata/gofn", extBin: "./testdata/extension"} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/lambdabox/lambdabox/internal/async"
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/invoke"
@@ -64,7 +65,13 @@ type rieOptions struct {
 	memoryMB       int
 	env            []string
 	maxConcurrency int
+	queue          bool
+	keepAlive      time.Duration
+	provisioned    int
+	extensionsDir  string
 	initAtStart    bool
+	asyncDir       string
+	asyncRetry     time.Duration
 	help           bool
 }
 
@@ -79,8 +86,14 @@ func (o *rieOptions) flags() *pflag.FlagSet {
 	fs.DurationVar(&o.timeout, "timeout", 0, "function timeout, e.g. 3s (default $AWS_LAMBDA_FUNCTION_TIMEOUT seconds, else 300s)")
 	fs.IntVar(&o.memoryMB, "memory-size", 0, "memory in MB (default $AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else 3008)")
 	fs.StringArrayVar(&o.env, "env", nil, "extra function environment variable KEY=VALUE (repeatable)")
-	fs.IntVar(&o.maxConcurrency, "max-concurrency", 1, "execution environments, and so parallel invokes; more requests wait their turn")
+	fs.IntVar(&o.maxConcurrency, "max-concurrency", 1, "execution environments, and so invokes running at once (reserved concurrency)")
+	fs.BoolVar(&o.queue, "queue", true, "requests past --max-concurrency wait for an environment, up to the timeout; --queue=false answers 429 TooManyRequestsException at once, as Lambda does")
+	fs.DurationVar(&o.keepAlive, "keep-alive", 0, "shut down environments idle this long (SHUTDOWN spindown, SIGTERM, SIGKILL); 0 keeps them")
+	fs.IntVar(&o.provisioned, "provisioned", 0, "pre-warm this many environments at start, as provisioned concurrency (AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency)")
+	fs.StringVar(&o.extensionsDir, "extensions-dir", environment.DefaultExtensionsDir, "directory of external extensions, started before the runtime")
 	fs.BoolVar(&o.initAtStart, "init-at-start", false, "run Init when the emulator starts instead of at the first invoke")
+	fs.StringVar(&o.asyncDir, "async-dir", "", "directory that keeps failed asynchronous events (failed/) and those left at shutdown (pending/, run at the next start)")
+	fs.DurationVar(&o.asyncRetry, "async-retry-delay", time.Second, "wait before the first retry of a failed asynchronous event; doubles for the second")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
 	return fs
 }
@@ -150,13 +163,19 @@ func runRIE(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	return serve(ctx, serveConfig{
-		function:       cfg,
-		invokeAddr:     o.emulatorAddr,
-		runtimeAPIAddr: o.runtimeAPIAddr,
-		maxConcurrency: o.maxConcurrency,
-		initAtStart:    o.initAtStart,
-		output:         stdout,
-		log:            log,
+		function:        cfg,
+		invokeAddr:      o.emulatorAddr,
+		runtimeAPIAddr:  o.runtimeAPIAddr,
+		maxConcurrency:  o.maxConcurrency,
+		initAtStart:     o.initAtStart,
+		provisioned:     o.provisioned,
+		queue:           o.queue,
+		keepAlive:       o.keepAlive,
+		extensionsDir:   o.extensionsDir,
+		asyncDir:        o.asyncDir,
+		asyncRetryDelay: o.asyncRetry,
+		output:          stdout,
+		log:             log,
 	})
 }
 
@@ -246,56 +265,87 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 // serveConfig is one function served over the Invoke API.
 type serveConfig struct {
-	function       function.Config
-	invokeAddr     string
-	runtimeAPIAddr string // of the first environment; the others take free ports
-	maxConcurrency int
-	initAtStart    bool
-	output         io.Writer
-	log            *slog.Logger
+	function        function.Config
+	invokeAddr      string
+	runtimeAPIAddr  string // of the first environment; the others take free ports
+	maxConcurrency  int
+	initAtStart     bool
+	provisioned     int
+	queue           bool
+	keepAlive       time.Duration
+	extensionsDir   string
+	asyncDir        string
+	asyncRetryDelay time.Duration
+	output          io.Writer
+	log             *slog.Logger
 }
 
 // serve runs the function until ctx ends, then shuts down cleanly: no new
 // requests, in-flight and queued invokes finish, runtimes get SIGTERM.
 func serve(ctx context.Context, sc serveConfig) error {
-	newEnv := func(addr string) (*environment.Environment, error) {
+	newEnv := func(addr string, provisioned bool) (*environment.Environment, error) {
+		initType := ""
+		if provisioned {
+			initType = "provisioned-concurrency"
+		}
 		return environment.New(environment.Config{
 			Function:       sc.function,
 			Driver:         process.Driver{},
 			RuntimeAPIAddr: addr,
+			InitType:       initType,
+			ExtensionsDir:  sc.extensionsDir,
 			Output:         sc.output,
 			Log:            sc.log,
 		})
 	}
 	// The first environment takes the fixed Runtime API address now, so
 	// that a taken port fails the start, not the first invoke.
-	first, err := newEnv(sc.runtimeAPIAddr)
+	first, err := newEnv(sc.runtimeAPIAddr, sc.provisioned > 0)
 	if err != nil {
 		return err
 	}
 	p, err := pool.New(pool.Config{
 		MaxConcurrency: sc.maxConcurrency,
-		Queue:          true,
+		Queue:          sc.queue,
 		QueueTimeout:   sc.function.Timeout,
-		New: func(i int) (*environment.Environment, error) {
+		KeepAlive:      sc.keepAlive,
+		Log:            sc.log,
+		New: func(i int, provisioned bool) (*environment.Environment, error) {
 			if i == 0 {
 				return first, nil
 			}
-			return newEnv("127.0.0.1:0")
+			return newEnv("127.0.0.1:0", provisioned)
 		},
 	})
 	if err != nil {
 		return errors.Join(err, first.Close(ctx))
 	}
+	queue, err := async.New(async.Config{
+		Function:    p,
+		FunctionARN: sc.function.ARN(),
+		Version:     sc.function.Version,
+		Workers:     sc.maxConcurrency,
+		RetryDelay:  sc.asyncRetryDelay,
+		Dir:         sc.asyncDir,
+		Log:         sc.log,
+	})
+	if err != nil {
+		return errors.Join(err, p.Close(ctx))
+	}
 	inv := invoke.NewServer(sc.log)
-	inv.Add(sc.function, p)
+	inv.Add(sc.function, p, queue)
 	ln, err := net.Listen("tcp", sc.invokeAddr)
 	if err != nil {
 		return fmt.Errorf("listening for the Invoke API: %w", err)
 	}
 	sc.log.Info("serving the Invoke API", "address", ln.Addr().String(), "function", sc.function.Name, "command", sc.function.Command)
-	if sc.initAtStart {
-		if err := p.Init(ctx, 1); err != nil {
+	switch {
+	case sc.provisioned > 0:
+		if err := p.Init(ctx, sc.provisioned); err != nil {
+			sc.log.Warn("pre-warming failed; retrying at the first invokes", "error", err)
+		}
+	case sc.initAtStart:
+		if err := first.Init(ctx); err != nil {
 			sc.log.Warn("init at start failed; retrying at the first invoke", "error", err)
 		}
 	}
@@ -310,7 +360,7 @@ func serve(ctx context.Context, sc serveConfig) error {
 	sc.log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), sc.function.Timeout+5*time.Second)
 	defer cancel()
-	err = errors.Join(srv.Shutdown(shutdownCtx), inv.Wait(shutdownCtx), p.Close(shutdownCtx))
+	err = errors.Join(srv.Shutdown(shutdownCtx), queue.Close(shutdownCtx), p.Close(shutdownCtx))
 	if err != nil {
 		return fmt.Errorf("shutting down: %w", err)
 	}

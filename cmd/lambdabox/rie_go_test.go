@@ -432,9 +432,8 @@ func TestSIGTERMShutdown(t *testing.T) {
 		t.Errorf("exit after SIGTERM: %v\n%s", e.cmd.ProcessState, e.Stderr)
 	}
 	// The runtime went with it.
-	out, _ := exec.Command("pgrep", "-f", goFnBin).Output()
-	if len(strings.TrimSpace(string(out))) > 0 {
-		t.Errorf("runtime still running after shutdown: pids %s", out)
+	if ps := pids(t, goFnBin); len(ps) > 0 {
+		t.Errorf("runtime still running after shutdown: pids %v", ps)
 	}
 }
 
@@ -442,8 +441,7 @@ func TestInitAtStart(t *testing.T) {
 	e := goRIE(t, "--init-at-start")
 	// The runtime is up before any invoke: its Runtime API has been called.
 	time.Sleep(200 * time.Millisecond)
-	out, _ := exec.Command("pgrep", "-f", goFnBin).Output()
-	if len(strings.TrimSpace(string(out))) == 0 {
+	if len(pids(t, goFnBin)) != 1 {
 		t.Errorf("no runtime running after --init-at-start")
 	}
 	if resp, body := e.invoke(t, "function", `{"data":1}`); body != "1" {

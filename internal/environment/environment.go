@@ -1,9 +1,11 @@
 // Package environment runs one Lambda execution environment: a runtime
-// process started by a sandbox driver, the Runtime API it talks to, and the
-// lifecycle between them (Init, Invoke, timeouts, resets and Shutdown), with
-// the START, END and REPORT lines Lambda prints for each invoke.
+// process and its external extensions, started by a sandbox driver; the
+// Runtime, Extensions and Telemetry APIs they talk to; and the lifecycle
+// between them (Init, Invoke, timeouts, resets and Shutdown), with the
+// START, END and REPORT lines and the telemetry events Lambda emits.
 //
-// An Environment runs one invoke at a time; the caller (a pool) serialises.
+// An Environment runs one invoke at a time; the caller (a pool) serialises
+// Init, Invoke, Settle and Shutdown.
 package environment
 
 import (
@@ -19,9 +21,21 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lambdabox/lambdabox/internal/extensions"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 	"github.com/lambdabox/lambdabox/internal/sandbox"
+	"github.com/lambdabox/lambdabox/internal/telemetry"
+)
+
+// DefaultExtensionsDir holds the external extensions of a Lambda image.
+const DefaultExtensionsDir = "/opt/extensions"
+
+// Shutdown reasons, as extensions receive them.
+const (
+	ReasonSpindown = "spindown"
+	ReasonTimeout  = "timeout"
+	ReasonFailure  = "failure"
 )
 
 // Config configures an Environment.
@@ -29,13 +43,16 @@ type Config struct {
 	Function function.Config // must have had WithDefaults applied
 	Driver   sandbox.Driver
 
-	// RuntimeAPIAddr is where the environment's Runtime API listens;
-	// default "127.0.0.1:0" (any free port).
+	// RuntimeAPIAddr is where the environment's Runtime, Extensions and
+	// Telemetry APIs listen; default "127.0.0.1:0" (any free port).
 	RuntimeAPIAddr string
 	// InitType is AWS_LAMBDA_INITIALIZATION_TYPE; default "on-demand".
 	InitType string
-	// Output receives the function's log lines and the platform's START,
-	// END and REPORT lines; default os.Stdout.
+	// ExtensionsDir holds external extensions, started in name order before
+	// the runtime; default /opt/extensions. A missing directory means none.
+	ExtensionsDir string
+	// Output receives the function's and extensions' log lines and the
+	// platform's START, END and REPORT lines; default os.Stdout.
 	Output io.Writer
 	// Log receives lambdabox's own diagnostics; default: discarded.
 	Log *slog.Logger
@@ -57,31 +74,43 @@ type Result struct {
 
 // Environment is one execution environment.
 type Environment struct {
-	cfg     function.Config
-	driver  sandbox.Driver
-	log     *slog.Logger
-	api     *runtimeapi.Server
-	ln      net.Listener
-	srv     *http.Server
-	environ []string
-	logs    *logSink
+	cfg      function.Config
+	initType string
+	extDir   string
+	driver   sandbox.Driver
+	log      *slog.Logger
+	api      *runtimeapi.Server
+	ext      *extensions.Server
+	tel      *telemetry.Hub
+	ln       net.Listener
+	srv      *http.Server
+	environ  []string
+	logs     *logSink
 
-	// The state below is only touched by Init, Invoke and Close, which the
-	// caller never runs concurrently.
+	// The state below is only touched by the caller's serialised calls.
 	proc      sandbox.Env
+	exts      []extProc
+	extDied   chan extProc // an external extension exited
 	gen       runtimeapi.Generation
 	initDur   time.Duration // reported by the next REPORT line, then zeroed
 	maxMemory uint64
+	unsettled *report // the last invocation, until Settle
 }
 
-// New starts the environment's Runtime API. The runtime itself starts on
-// Init or on the first Invoke.
+// New starts the environment's APIs. The runtime itself starts on Init or
+// on the first Invoke.
 func New(cfg Config) (*Environment, error) {
 	if cfg.Driver == nil {
 		return nil, errors.New("environment: no sandbox driver")
 	}
 	if cfg.RuntimeAPIAddr == "" {
 		cfg.RuntimeAPIAddr = "127.0.0.1:0"
+	}
+	if cfg.InitType == "" {
+		cfg.InitType = "on-demand"
+	}
+	if cfg.ExtensionsDir == "" {
+		cfg.ExtensionsDir = DefaultExtensionsDir
 	}
 	if cfg.Output == nil {
 		cfg.Output = os.Stdout
@@ -93,16 +122,32 @@ func New(cfg Config) (*Environment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening for the Runtime API on %s: %w", cfg.RuntimeAPIAddr, err)
 	}
+	f := cfg.Function
 	e := &Environment{
-		cfg:    cfg.Function,
-		driver: cfg.Driver,
-		log:    cfg.Log.With("function", cfg.Function.Name, "runtime_api", ln.Addr().String()),
-		ln:     ln,
-		logs:   &logSink{out: cfg.Output},
+		cfg:      f,
+		initType: cfg.InitType,
+		extDir:   cfg.ExtensionsDir,
+		driver:   cfg.Driver,
+		log:      cfg.Log.With("function", f.Name, "runtime_api", ln.Addr().String()),
+		ln:       ln,
+		logs:     &logSink{out: cfg.Output},
 	}
 	e.api = runtimeapi.NewServer(e.log)
-	e.srv = &http.Server{Handler: e.api, ReadHeaderTimeout: 10 * time.Second}
-	e.environ = cfg.Function.Environ(function.Instance{RuntimeAPI: ln.Addr().String(), InitType: cfg.InitType})
+	e.ext = extensions.NewServer(extensions.Function{Name: f.Name, Version: f.Version, Handler: f.Handler, AccountID: f.AccountID}, e.log)
+	e.tel = telemetry.NewHub(e.ext.Name, e.log)
+	e.logs.publish = func(kind, line string) {
+		if e.tel.Active(kind) {
+			e.tel.Publish(kind, line)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/2018-06-01/", e.api)
+	mux.Handle("/2020-01-01/", e.ext)
+	mux.Handle("/2022-07-01/", e.tel)
+	mux.Handle("/2020-08-15/", e.tel)
+	mux.Handle("/", e.api) // answers unknown paths in the Runtime API's shape
+	e.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	e.environ = f.Environ(function.Instance{RuntimeAPI: ln.Addr().String(), InitType: cfg.InitType})
 	go func() { _ = e.srv.Serve(ln) }()
 	return e, nil
 }
@@ -128,8 +173,10 @@ func (e *Environment) Init(ctx context.Context) error {
 // running, hands it the event, and waits for the answer, the function's
 // timeout or the runtime's exit. Function and platform failures are Results
 // with Error set, never Go errors. Cancelling ctx does not cut an invocation
-// short: like Lambda, the environment finishes it.
+// short: like Lambda, the environment finishes it. Call Settle before the
+// next Invoke, off the response's path.
 func (e *Environment) Invoke(ctx context.Context, req *Request) *Result {
+	e.Settle()
 	start := time.Now()
 	deadline := start.Add(e.cfg.Timeout)
 	ctx = context.WithoutCancel(ctx)
@@ -156,17 +203,72 @@ func (e *Environment) Invoke(ctx context.Context, req *Request) *Result {
 			}
 		}
 	}
-	e.measureMemory()
-	e.logs.flush()
-	e.logs.write([]byte("END RequestId: " + req.ID + "\n"))
-	if timedOut || initStatus == "Sandbox.Timedout" {
-		e.logs.write([]byte(time.Now().UTC().Format("2006-01-02T15:04:05.000Z") + " " + req.ID + " Task timed out after " + e.timeoutSeconds() + " seconds\n"))
-	}
-	e.logs.write(e.report(req.ID, time.Since(start), initStatus))
+	e.unsettled = &report{id: req.ID, start: start, end: time.Now(), deadline: req.Deadline,
+		initStatus: initStatus, timedOut: timedOut, resp: res.Response}
 	if req.Tail {
+		e.Settle()
 		res.Log = e.logs.end()
 	}
 	return res
+}
+
+// report is what Settle needs to close an invocation.
+type report struct {
+	id                   string
+	start, end, deadline time.Time
+	initStatus           string // error type of a failed Init, for REPORT
+	timedOut             bool
+	resp                 *runtimeapi.Response
+}
+
+// Settle finishes the last invocation off the response's path: it waits
+// for the extensions to be done with it, measures memory, lets the
+// runtime's last lines through, and prints END and REPORT. Invoke calls it
+// first if the caller did not.
+func (e *Environment) Settle() {
+	r := e.unsettled
+	if r == nil {
+		return
+	}
+	e.unsettled = nil
+	ctx := context.Background()
+	if r.resp != nil && !r.timedOut && r.initStatus == "" && len(e.exts)+e.internalExtensions() > 0 {
+		e.waitExtensions(ctx, r)
+	}
+	e.measureMemory()
+	e.logs.flush()
+	e.logs.write([]byte("END RequestId: " + r.id + "\n"))
+	if r.timedOut || r.initStatus == "Sandbox.Timedout" {
+		e.logs.write([]byte(r.end.UTC().Format("2006-01-02T15:04:05.000Z") + " " + r.id + " Task timed out after " + e.timeoutSeconds() + " seconds\n"))
+	}
+	d := r.end.Sub(r.start)
+	e.publishReport(r, d)
+	e.logs.write(e.report(r.id, d, r.initStatus))
+}
+
+// waitExtensions waits until every extension is back in event/next after
+// an invoke, up to its deadline; one that is not, or that died, resets the
+// environment.
+func (e *Environment) waitExtensions(ctx context.Context, r *report) {
+	timer := time.NewTimer(time.Until(r.deadline))
+	defer timer.Stop()
+	for {
+		changed := e.ext.Changed()
+		if e.ext.Ready() {
+			return
+		}
+		select {
+		case <-changed:
+		case x := <-e.extDied:
+			e.log.Warn("extension exited after the invoke", "extension", x.name, "status", x.env.Exit().String())
+			e.reset(ctx, ReasonFailure)
+			return
+		case <-timer.C:
+			e.log.Warn("extensions did not finish the invoke before its deadline", "request_id", r.id)
+			e.reset(ctx, ReasonTimeout)
+			return
+		}
+	}
 }
 
 // ensureInit starts the runtime when none is running. It returns the
@@ -191,9 +293,27 @@ func (e *Environment) ensureInit(ctx context.Context, id string, start, deadline
 	return resp, resp.ErrorType
 }
 
-// run hands inv to the running runtime and waits for its answer. taken is
-// false when the runtime exited without fetching inv.
+// run hands inv to the running runtime (and INVOKE to the extensions) and
+// waits for the runtime's answer. taken is false when the runtime exited
+// without fetching inv.
 func (e *Environment) run(ctx context.Context, inv *runtimeapi.Invocation) (resp *runtimeapi.Response, timedOut, taken bool) {
+	select {
+	case x := <-e.extDied: // died while the environment was idle
+		resp = e.extensionCrash(inv.ID, x)
+		e.reset(ctx, ReasonFailure)
+		return resp, false, true
+	default:
+	}
+	if len(e.exts)+e.internalExtensions() > 0 {
+		e.ext.Send(extensions.Event{
+			EventType: "INVOKE", DeadlineMs: inv.Deadline.UnixMilli(), RequestID: inv.ID,
+			InvokedFunctionArn: inv.FunctionARN, Tracing: &extensions.Tracing{Type: "X-Amzn-Trace-Id", Value: inv.TraceID},
+		})
+	}
+	if e.tel.Active("platform") {
+		e.tel.Publish("platform.start", map[string]any{"requestId": inv.ID, "version": e.cfg.Version,
+			"tracing": map[string]string{"type": "X-Amzn-Trace-Id", "value": inv.TraceID}})
+	}
 	answer := e.api.Dispatch(inv)
 	timer := time.NewTimer(time.Until(inv.Deadline))
 	defer timer.Stop()
@@ -210,62 +330,103 @@ func (e *Environment) run(ctx context.Context, inv *runtimeapi.Invocation) (resp
 		}
 		taken = !e.api.Withdraw()
 		resp = e.exitResponse(inv.ID)
-		e.stop(ctx, 0)
+		e.reset(ctx, ReasonFailure)
 		return resp, false, taken
+	case x := <-e.extDied:
+		resp = e.extensionCrash(inv.ID, x)
+		e.reset(ctx, ReasonFailure)
+		return resp, false, true
 	case <-timer.C:
-		e.stop(ctx, 0)
+		e.reset(ctx, ReasonTimeout)
 		return e.timeoutResponse(inv.ID), true, true
 	}
 }
 
-// init starts a runtime and waits until it is ready, reports an init error,
-// exits, or the limit passes. resp is nil when the runtime is ready.
+// init starts the extensions and the runtime, and waits until all are
+// ready, one fails, or the limit passes. resp is nil when Init succeeded.
 func (e *Environment) init(ctx context.Context, id string, limit time.Time) (resp *runtimeapi.Response, timedOut bool) {
-	e.gen = e.api.Reset()
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return runtimeapi.ErrorResponse("Runtime.Unknown", requestPrefix(id)+"creating the log pipe: "+err.Error()), false
-	}
-	spec := sandbox.Spec{
-		Path: e.cfg.Command[0], Args: e.cfg.Command[1:],
-		Env: e.environ, Dir: e.cfg.Dir,
-		Stdout: pw, Stderr: pw,
-	}
 	t0 := time.Now()
-	proc, err := e.driver.Start(ctx, spec)
-	_ = pw.Close()
+	e.gen = e.api.Reset()
+	e.maxMemory = 0
+	if e.tel.Active("platform") {
+		e.tel.Publish("platform.initStart", map[string]any{"initializationType": e.initType, "phase": "init"})
+	}
+	timer := time.NewTimer(time.Until(limit))
+	defer timer.Stop()
+	resp, timedOut = e.startExtensions(ctx, id, timer.C)
+	if resp == nil && !timedOut {
+		resp = e.startRuntime(ctx, id)
+	}
+	for resp == nil && !timedOut {
+		changed := e.ext.Changed()
+		if isClosed(e.gen.Ready) && e.ext.Ready() {
+			break
+		}
+		select {
+		case <-e.gen.Ready:
+		case <-changed:
+			if errs := e.ext.Errors(); len(errs) > 0 {
+				resp = runtimeapi.ErrorResponse("Extension.InitError", requestPrefix(id)+"extension "+errs[0].Extension+" failed to initialise: "+errs[0].Type)
+			}
+		case resp = <-e.gen.InitError:
+		case <-e.proc.Done():
+			select {
+			case resp = <-e.gen.InitError:
+			default:
+				resp = e.exitResponse(id)
+			}
+		case x := <-e.extDied:
+			resp = e.extensionCrash(id, x)
+		case <-timer.C:
+			timedOut = true
+		}
+	}
+	e.ext.CloseRegistration()
+	e.initDur = time.Since(t0)
+	e.publishInit(resp, timedOut)
+	if resp == nil && !timedOut {
+		return nil, false
+	}
+	e.measureMemory()
+	e.reset(ctx, ReasonFailure)
+	return resp, timedOut
+}
+
+// startRuntime launches the runtime; a failure is the invoke's response.
+func (e *Environment) startRuntime(ctx context.Context, id string) *runtimeapi.Response {
+	out, err := e.pipe("function")
+	if err == nil {
+		e.proc, err = e.start(ctx, e.cfg.Command[0], e.cfg.Command[1:], out)
+		_ = out.Close()
+	}
 	if err != nil {
-		_ = pr.Close()
 		e.log.Error("starting the runtime", "error", err)
 		var ee *sandbox.EntrypointError
 		if errors.As(err, &ee) {
-			return runtimeapi.ErrorResponse("Runtime.InvalidEntrypoint", requestPrefix(id)+ee.Error()), false
+			return runtimeapi.ErrorResponse("Runtime.InvalidEntrypoint", requestPrefix(id)+ee.Error())
 		}
-		return runtimeapi.ErrorResponse("Runtime.Unknown", requestPrefix(id)+err.Error()), false
+		return runtimeapi.ErrorResponse("Runtime.Unknown", requestPrefix(id)+err.Error())
 	}
-	e.logs.attach(pr)
-	e.proc = proc
-	e.maxMemory = 0
-	timer := time.NewTimer(time.Until(limit))
-	defer timer.Stop()
-	select {
-	case <-e.gen.Ready:
-		e.initDur = time.Since(t0)
-		return nil, false
-	case resp = <-e.gen.InitError:
-	case <-proc.Done():
-		select {
-		case resp = <-e.gen.InitError:
-		default:
-			resp = e.exitResponse(id)
-		}
-	case <-timer.C:
-		timedOut = true
+	return nil
+}
+
+// pipe returns the write end of a new pipe whose lines reach the log sink
+// as kind ("function" or "extension"). The caller closes it once the
+// processes that write to it have started.
+func (e *Environment) pipe(kind string) (*os.File, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating the log pipe: %w", err)
 	}
-	e.initDur = time.Since(t0)
-	e.measureMemory()
-	e.stop(ctx, 0)
-	return resp, timedOut
+	e.logs.attach(kind, pr)
+	return pw, nil
+}
+
+// start launches one process of the environment writing to out.
+func (e *Environment) start(ctx context.Context, path string, args []string, out *os.File) (sandbox.Env, error) {
+	return e.driver.Start(ctx, sandbox.Spec{
+		Path: path, Args: args, Env: e.environ, Dir: e.cfg.Dir, Stdout: out, Stderr: out,
+	})
 }
 
 // running reports whether a runtime has finished Init and is still alive.
@@ -282,25 +443,65 @@ func (e *Environment) running() bool {
 	}
 }
 
-// stop ends the runtime, giving it grace to exit after SIGTERM.
-func (e *Environment) stop(ctx context.Context, grace time.Duration) {
-	if e.proc == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, grace)
-	defer cancel()
-	if err := e.proc.Stop(ctx); err != nil {
-		e.log.Error("stopping the runtime", "error", err)
-	}
-	e.logs.flush()
-	e.proc = nil
+// reset ends the runtime and the extensions after a failure or a timeout:
+// SIGKILL for the runtime, SHUTDOWN and a short grace for the extensions.
+func (e *Environment) reset(ctx context.Context, reason string) {
+	e.shutdown(ctx, reason, 0)
 }
 
-// Close shuts the environment down: SIGTERM, SIGKILL after the grace
-// period or when ctx ends, then the Runtime API closes.
+// shutdown ends everything the environment runs: the runtime gets SIGTERM
+// and grace to exit, extensions get SHUTDOWN with the remaining budget
+// (2000 ms with external extensions, 500 ms with internal ones only), then
+// all that is left is killed.
+func (e *Environment) shutdown(ctx context.Context, reason string, runtimeGrace time.Duration) {
+	all, _ := e.ext.Count()
+	budget := 500 * time.Millisecond
+	if len(e.exts) > 0 {
+		budget = 2000 * time.Millisecond
+	}
+	deadline := time.Now().Add(budget)
+	if e.proc != nil {
+		stopCtx, cancel := context.WithTimeout(ctx, min(runtimeGrace, budget))
+		if err := e.proc.Stop(stopCtx); err != nil {
+			e.log.Error("stopping the runtime", "error", err)
+		}
+		cancel()
+		e.proc = nil
+	}
+	if all > 0 {
+		flushCtx, cancel := context.WithDeadline(ctx, deadline)
+		e.tel.Flush(flushCtx)
+		e.ext.Send(extensions.Event{EventType: "SHUTDOWN", DeadlineMs: deadline.UnixMilli(), ShutdownReason: reason})
+		e.waitExtensionsGone(flushCtx)
+		cancel()
+	}
+	for _, x := range e.exts {
+		killCtx, cancel := context.WithCancel(ctx)
+		cancel() // no grace left: SIGTERM then SIGKILL at once
+		_ = x.env.Stop(killCtx)
+	}
+	e.exts = nil
+	e.extDied = nil
+	e.logs.flush()
+	e.tel.Reset(ctx)
+}
+
+// Shutdown ends the environment's runtime and extensions, as Lambda does
+// when it spins an idle environment down; the environment can Init again.
+func (e *Environment) Shutdown(ctx context.Context, reason string) {
+	e.Settle()
+	e.shutdown(ctx, reason, 300*time.Millisecond)
+}
+
+// Close shuts the environment down for good and closes its APIs.
 func (e *Environment) Close(ctx context.Context) error {
-	e.stop(ctx, 2*time.Second)
+	e.Shutdown(ctx, ReasonSpindown)
 	return e.srv.Close()
+}
+
+func (e *Environment) internalExtensions() int {
+	_, internal := e.ext.Count()
+	return internal
 }
 
 func (e *Environment) measureMemory() {
@@ -339,20 +540,19 @@ func requestPrefix(id string) string {
 
 // report renders the REPORT line; it consumes the pending Init Duration.
 func (e *Environment) report(id string, d time.Duration, errorType string) []byte {
-	ms := float64(d.Microseconds()) / 1000
 	b := []byte("REPORT RequestId: " + id)
 	b = append(b, "\tDuration: "...)
-	b = strconv.AppendFloat(b, ms, 'f', 2, 64)
+	b = strconv.AppendFloat(b, millis(d), 'f', 2, 64)
 	b = append(b, " ms\tBilled Duration: "...)
-	b = strconv.AppendInt(b, int64(max(1, math.Ceil(ms))), 10)
+	b = strconv.AppendInt(b, billed(d), 10)
 	b = append(b, " ms\tMemory Size: "...)
 	b = strconv.AppendInt(b, int64(e.cfg.MemoryMB), 10)
 	b = append(b, " MB\tMax Memory Used: "...)
-	b = strconv.AppendUint(b, (e.maxMemory+(1<<20)-1)>>20, 10)
+	b = strconv.AppendUint(b, e.maxMemoryMB(), 10)
 	b = append(b, " MB"...)
 	if e.initDur > 0 {
 		b = append(b, "\tInit Duration: "...)
-		b = strconv.AppendFloat(b, float64(e.initDur.Microseconds())/1000, 'f', 2, 64)
+		b = strconv.AppendFloat(b, millis(e.initDur), 'f', 2, 64)
 		b = append(b, " ms"...)
 		e.initDur = 0
 	}
@@ -362,9 +562,25 @@ func (e *Environment) report(id string, d time.Duration, errorType string) []byt
 	return append(b, '\n')
 }
 
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// billed is the duration rounded up to the millisecond, at least 1.
+func billed(d time.Duration) int64 { return int64(max(1, math.Ceil(millis(d)))) }
+
+func (e *Environment) maxMemoryMB() uint64 { return (e.maxMemory + (1 << 20) - 1) >> 20 }
+
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a
 	}
 	return b
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

@@ -24,16 +24,26 @@ type logSink struct {
 	mu      sync.Mutex
 	out     io.Writer
 	capture *bytes.Buffer // non-nil while an invocation's log is captured
-	pump    *pump         // reader of the current runtime's output
+	pumps   []*pump       // readers of the current runtime's and extensions' output
+	// publish, when set, receives each line of the runtime ("function") or
+	// the extensions ("extension"), without its newline.
+	publish func(kind, line string)
 }
 
-func (s *logSink) write(line []byte) {
+// write prints a line of the platform's own (START, END, REPORT).
+func (s *logSink) write(line []byte) { s.writeFrom("", line) }
+
+func (s *logSink) writeFrom(kind string, line []byte) {
 	s.mu.Lock()
 	_, _ = s.out.Write(line)
 	if s.capture != nil {
 		s.capture.Write(line)
 	}
+	publish := s.publish
 	s.mu.Unlock()
+	if kind != "" && publish != nil {
+		publish(kind, string(bytes.TrimSuffix(line, []byte("\n"))))
+	}
 }
 
 // begin starts capturing lines; end stops and returns the last tailSize
@@ -55,12 +65,19 @@ func (s *logSink) end() []byte {
 	return b
 }
 
-// attach starts pumping r (the read end of the runtime's stdout and stderr
-// pipe) into the sink, line by line.
-func (s *logSink) attach(r *os.File) {
-	p := &pump{sink: s, r: r, progress: make(chan struct{}, 1)}
+// attach starts pumping r (the read end of a stdout and stderr pipe) into
+// the sink, line by line; kind is "function" for the runtime's pipe and
+// "extension" for the extensions'. A new runtime's pipe replaces the old.
+func (s *logSink) attach(kind string, r *os.File) {
+	p := &pump{sink: s, kind: kind, r: r, progress: make(chan struct{}, 1)}
 	s.mu.Lock()
-	s.pump = p
+	kept := s.pumps[:0]
+	for _, q := range s.pumps {
+		if q.kind != kind {
+			kept = append(kept, q)
+		}
+	}
+	s.pumps = append(kept, p)
 	s.mu.Unlock()
 	go p.run()
 }
@@ -70,15 +87,16 @@ func (s *logSink) attach(r *os.File) {
 // its lines ahead of END and inside the captured log.
 func (s *logSink) flush() {
 	s.mu.Lock()
-	p := s.pump
+	pumps := append([]*pump(nil), s.pumps...)
 	s.mu.Unlock()
-	if p != nil {
+	for _, p := range pumps {
 		p.flush()
 	}
 }
 
 type pump struct {
 	sink      *logSink
+	kind      string
 	r         *os.File
 	pulled    atomic.Int64  // bytes read from the pipe
 	processed atomic.Int64  // bytes read and handed on (whole lines) or held (a partial line)
@@ -100,16 +118,16 @@ func (p *pump) run() {
 					break
 				}
 				if len(partial) > 0 {
-					p.sink.write(append(partial, data[:i+1]...))
+					p.sink.writeFrom(p.kind, append(partial, data[:i+1]...))
 					partial = partial[:0]
 				} else {
-					p.sink.write(data[:i+1])
+					p.sink.writeFrom(p.kind, data[:i+1])
 				}
 				data = data[i+1:]
 			}
 			partial = append(partial, data...)
 			for len(partial) >= maxLogLine {
-				p.sink.write(append(partial[:maxLogLine:maxLogLine], '\n'))
+				p.sink.writeFrom(p.kind, append(partial[:maxLogLine:maxLogLine], '\n'))
 				partial = append(partial[:0], partial[maxLogLine:]...)
 			}
 			p.processed.Add(int64(n))
@@ -120,7 +138,7 @@ func (p *pump) run() {
 		}
 		if err != nil {
 			if len(partial) > 0 {
-				p.sink.write(append(partial, '\n'))
+				p.sink.writeFrom(p.kind, append(partial, '\n'))
 			}
 			return
 		}

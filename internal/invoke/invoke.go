@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lambdabox/lambdabox/internal/async"
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/pool"
@@ -39,11 +40,16 @@ type Function interface {
 	Invoke(ctx context.Context, req *environment.Request) (*environment.Result, error)
 }
 
+// Queue runs asynchronous (Event) invocations; *async.Queue implements it.
+type Queue interface {
+	Enqueue(req *environment.Request) error
+	Failures() []async.Record
+}
+
 // Server is the Invoke API front. It is an http.Handler.
 type Server struct {
-	log   *slog.Logger
-	mux   *http.ServeMux
-	async sync.WaitGroup
+	log *slog.Logger
+	mux *http.ServeMux
 
 	mu    sync.RWMutex
 	funcs map[string]entry // by function name
@@ -51,8 +57,9 @@ type Server struct {
 }
 
 type entry struct {
-	cfg function.Config
-	fn  Function
+	cfg   function.Config
+	fn    Function
+	queue Queue
 }
 
 // NewServer returns a server with no functions. A nil logger discards logs.
@@ -62,37 +69,30 @@ func NewServer(log *slog.Logger) *Server {
 	}
 	s := &Server{log: log, mux: http.NewServeMux(), funcs: map[string]entry{}}
 	s.mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", s.handle(s.invoke))
+	s.mux.HandleFunc("GET "+FailedEventsPath, s.handle(s.failedEvents))
 	s.mux.HandleFunc("/", s.handle(func(_ http.ResponseWriter, r *http.Request) *apiError {
 		return &apiError{Status: http.StatusNotFound, Code: "UnknownOperationException", Msg: "Unknown operation " + r.Method + " " + r.URL.Path}
 	}))
 	return s
 }
 
-// Add registers a function under cfg.Name. The first function added also
-// answers to the official emulator's name "function".
-func (s *Server) Add(cfg function.Config, fn Function) {
+// FailedEventsPath lists a function's asynchronous events that failed every
+// attempt, as on-failure destination records (a lambdabox addition).
+const FailedEventsPath = "/lambdabox/functions/{name}/failed-events"
+
+// Add registers a function under cfg.Name, with q for its Event
+// invocations. The first function added also answers to the official
+// emulator's name "function".
+func (s *Server) Add(cfg function.Config, fn Function, q Queue) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.funcs[cfg.Name] = entry{cfg, fn}
+	s.funcs[cfg.Name] = entry{cfg, fn, q}
 	if s.def == "" {
 		s.def = cfg.Name
 	}
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
-
-// Wait blocks until the asynchronous invocations accepted so far finish, or
-// ctx ends.
-func (s *Server) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.async.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
 
 // apiError is an Invoke API error, written once by handle.
 type apiError struct {
@@ -240,17 +240,12 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
 		Tail:       tail,
 	}
 	if invType == "Event" {
-		s.async.Add(1)
-		go func() {
-			defer s.async.Done()
-			res, err := fn.fn.Invoke(context.WithoutCancel(r.Context()), req)
-			switch {
-			case err != nil:
-				s.log.Error("asynchronous invoke failed", "function", fn.cfg.Name, "request_id", req.ID, "error", err)
-			case res.Error:
-				s.log.Warn("asynchronous invoke returned an error", "function", fn.cfg.Name, "request_id", req.ID, "error_type", res.ErrorType)
-			}
-		}()
+		if fn.queue == nil {
+			return &apiError{Status: http.StatusInternalServerError, Code: "ServiceException", Msg: "asynchronous invocation is not set up for this function"}
+		}
+		if err := fn.queue.Enqueue(req); err != nil {
+			return &apiError{Status: http.StatusServiceUnavailable, Code: "ServiceException", Msg: err.Error()}
+		}
 		w.Header().Set("X-Amzn-RequestId", req.ID)
 		w.WriteHeader(http.StatusAccepted)
 		return nil
@@ -286,6 +281,17 @@ const HeaderCognitoIdentity = "X-Lambdabox-Cognito-Identity"
 
 // runtimeInvocation is the event as the runtime will see it. Its id is the
 // request id the client gets back in x-amzn-RequestId.
+func (s *Server) failedEvents(w http.ResponseWriter, r *http.Request) *apiError {
+	fn, e := s.lookup(r.PathValue("name"), "")
+	if e != nil {
+		return e
+	}
+	b, _ := json.Marshal(fn.queue.Failures())
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+	return nil
+}
+
 func runtimeInvocation(r *http.Request, payload []byte, arn, traceID, clientContext string) runtimeapi.Invocation {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" || strings.HasPrefix(ct, "application/x-www-form-urlencoded") {

@@ -27,7 +27,7 @@ func (f fakeFunction) Invoke(_ context.Context, req *environment.Request) (*envi
 
 func newServer(fn func(*environment.Request) (*environment.Result, error)) *httptest.Server {
 	s := NewServer(nil)
-	s.Add(function.Config{Name: "f", Command: []string{"/b"}}.WithDefaults(), fakeFunction{fn})
+	s.Add(function.Config{Name: "f", Command: []string{"/b"}}.WithDefaults(), fakeFunction{fn}, nil)
 	return httptest.NewServer(s)
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -28,8 +29,16 @@ type Config struct {
 	// QueueTimeout bounds the wait of a queued request; usually the
 	// function's timeout.
 	QueueTimeout time.Duration
-	// New creates the environment with the given index (0, 1, ...).
-	New func(index int) (*environment.Environment, error)
+	// KeepAlive is how long an environment may stay idle before it is shut
+	// down (SHUTDOWN with reason spindown, SIGTERM, SIGKILL); it starts
+	// again on demand. Zero keeps environments forever. Pre-warmed
+	// environments are never shut down.
+	KeepAlive time.Duration
+	// New creates the environment with the given index (0, 1, ...);
+	// provisioned is set for the environments Init pre-warms.
+	New func(index int, provisioned bool) (*environment.Environment, error)
+	// Log receives the pool's diagnostics; default: discarded.
+	Log *slog.Logger
 }
 
 // Pool runs invocations on a bounded set of environments.
@@ -38,9 +47,17 @@ type Pool struct {
 	slots chan struct{} // one token per invoke that may run now
 
 	mu     sync.Mutex
-	idle   []*environment.Environment
+	idle   []*idleEnv
 	all    []*environment.Environment
 	closed bool
+	done   chan struct{} // closed by Close; stops the reaper
+}
+
+type idleEnv struct {
+	env    *environment.Environment
+	since  time.Time
+	pinned bool // pre-warmed: never spun down
+	asleep bool // spun down; starts again on its next invoke
 }
 
 // New returns an empty pool; environments start on demand.
@@ -54,7 +71,14 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.New == nil {
 		return nil, errors.New("pool: no environment constructor")
 	}
-	return &Pool{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrency)}, nil
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	p := &Pool{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrency), done: make(chan struct{})}
+	if cfg.KeepAlive > 0 {
+		go p.reap()
+	}
+	return p, nil
 }
 
 // Invoke runs req on an idle environment, or a new one while the limit
@@ -63,34 +87,42 @@ func (p *Pool) Invoke(ctx context.Context, req *environment.Request) (*environme
 	if err := p.acquireSlot(ctx); err != nil {
 		return nil, err
 	}
-	defer func() { <-p.slots }()
-	env, err := p.take()
+	ie, err := p.take(false)
 	if err != nil {
+		<-p.slots
 		return nil, err
 	}
-	defer p.put(env)
-	return env.Invoke(ctx, req), nil
+	res := ie.env.Invoke(ctx, req)
+	// The caller answers while the environment settles (END, REPORT); the
+	// environment takes its next invoke only after that.
+	go func() {
+		ie.env.Settle()
+		p.put(ie)
+		<-p.slots
+	}()
+	return res, nil
 }
 
-// Init starts n environments and waits for their Init, as provisioned
-// concurrency does. Failures are returned; the environments are kept and
-// retry Init on their first invoke.
+// Init pre-warms n environments, as provisioned concurrency does: they
+// start with AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency, run
+// Init now, and are never spun down. Init failures are returned; those
+// environments retry Init on their first invoke.
 func (p *Pool) Init(ctx context.Context, n int) error {
 	var errs []error
-	envs := make([]*environment.Environment, 0, n)
+	var envs []*idleEnv
 	for range min(n, p.cfg.MaxConcurrency) {
-		env, err := p.take()
+		ie, err := p.take(true)
 		if err != nil {
 			errs = append(errs, err)
 			break
 		}
-		envs = append(envs, env)
-		if err := env.Init(ctx); err != nil {
+		envs = append(envs, ie)
+		if err := ie.env.Init(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	for _, env := range envs {
-		p.put(env)
+	for _, ie := range envs {
+		p.put(ie)
 	}
 	return errors.Join(errs...)
 }
@@ -116,30 +148,67 @@ func (p *Pool) acquireSlot(ctx context.Context) error {
 	}
 }
 
-// take returns an idle environment, or creates one; the caller holds a slot.
-func (p *Pool) take() (*environment.Environment, error) {
+// take returns an idle environment, or creates one (pre-warmed when
+// provisioned); the caller holds a slot or is Init.
+func (p *Pool) take(provisioned bool) (*idleEnv, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil, errors.New("pool is shut down")
 	}
-	if n := len(p.idle); n > 0 {
-		env := p.idle[n-1]
+	// The most recently used environment is the warmest.
+	if n := len(p.idle); n > 0 && !provisioned {
+		ie := p.idle[n-1]
 		p.idle = p.idle[:n-1]
-		return env, nil
+		return ie, nil
 	}
-	env, err := p.cfg.New(len(p.all))
+	env, err := p.cfg.New(len(p.all), provisioned)
 	if err != nil {
 		return nil, fmt.Errorf("creating an execution environment: %w", err)
 	}
 	p.all = append(p.all, env)
-	return env, nil
+	return &idleEnv{env: env, pinned: provisioned}, nil
 }
 
-func (p *Pool) put(env *environment.Environment) {
+func (p *Pool) put(ie *idleEnv) {
 	p.mu.Lock()
-	p.idle = append(p.idle, env)
+	ie.since, ie.asleep = time.Now(), false
+	p.idle = append(p.idle, ie)
 	p.mu.Unlock()
+}
+
+// reap spins down environments idle for longer than the keep-alive.
+func (p *Pool) reap() {
+	tick := time.NewTicker(min(p.cfg.KeepAlive/4+time.Millisecond, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-tick.C:
+		}
+		p.mu.Lock()
+		var sleepy []*idleEnv
+		kept := p.idle[:0]
+		for _, ie := range p.idle {
+			if !ie.pinned && !ie.asleep && time.Since(ie.since) >= p.cfg.KeepAlive {
+				sleepy = append(sleepy, ie)
+			} else {
+				kept = append(kept, ie)
+			}
+		}
+		p.idle = kept
+		p.mu.Unlock()
+		for _, ie := range sleepy {
+			p.cfg.Log.Info("spinning down an idle execution environment", "runtime_api", ie.env.RuntimeAPI(), "idle_for", time.Since(ie.since).Round(time.Millisecond))
+			ie.env.Shutdown(context.Background(), environment.ReasonSpindown)
+			p.mu.Lock()
+			ie.asleep = true
+			// Back at the cold end: warm environments are taken first.
+			p.idle = append([]*idleEnv{ie}, p.idle...)
+			p.mu.Unlock()
+		}
+	}
 }
 
 // Close shuts every environment down. In-flight invokes finish first, up to
@@ -153,6 +222,9 @@ func (p *Pool) Close(ctx context.Context) error {
 		}
 	}
 	p.mu.Lock()
+	if !p.closed {
+		close(p.done)
+	}
 	p.closed = true
 	all := p.all
 	p.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -68,6 +69,11 @@ type proc struct {
 	pid  int
 	done chan struct{}
 	exit sandbox.ExitStatus
+
+	memMu    sync.Mutex
+	status   *os.File  // /proc/<pid>/status, kept open
+	walked   time.Time // last walk of the descendants
+	children uint64    // their summed peak at that walk
 }
 
 // proc implements sandbox.Env and sandbox.MemoryReporter.
@@ -91,6 +97,12 @@ func (p *proc) wait() {
 		}
 	}
 	p.exit = st
+	p.memMu.Lock()
+	if p.status != nil {
+		p.status.Close()
+		p.status = nil
+	}
+	p.memMu.Unlock()
 	close(p.done)
 }
 
@@ -120,47 +132,84 @@ func (p *proc) Stop(ctx context.Context) error {
 	}
 }
 
+// descendantsEvery is how often MaxMemory walks the process tree; between
+// walks it re-reads only the runtime's own peak, which is cheap.
+const descendantsEvery = time.Second
+
 // MaxMemory implements sandbox.MemoryReporter: the sum of the peak resident
 // set (VmHWM) of the runtime and its descendants.
 func (p *proc) MaxMemory() (uint64, error) {
-	var total uint64
-	seen := map[int]bool{}
-	stack := []int{p.pid}
-	for len(stack) > 0 && len(seen) < 4096 {
-		pid := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[pid] {
-			continue
-		}
-		seen[pid] = true
-		hwm, err := peakRSS(pid)
+	p.memMu.Lock()
+	defer p.memMu.Unlock()
+	if p.status == nil {
+		f, err := os.Open("/proc/" + strconv.Itoa(p.pid) + "/status")
 		if err != nil {
-			if pid == p.pid {
-				return 0, err
+			return 0, fmt.Errorf("reading memory of process %d: %w", p.pid, err)
+		}
+		p.status = f
+	}
+	own, err := readHWM(p.status, p.pid)
+	if err != nil {
+		return 0, err
+	}
+	if time.Since(p.walked) >= descendantsEvery {
+		p.walked = time.Now()
+		var sum uint64
+		for _, c := range descendants(p.pid) {
+			if hwm, err := peakRSS(c); err == nil {
+				sum += hwm
 			}
+		}
+		p.children = max(p.children, sum)
+	}
+	return own + p.children, nil
+}
+
+// descendants lists the processes below pid.
+func descendants(pid int) []int {
+	var out []int
+	seen := map[int]bool{pid: true}
+	stack := children(pid)
+	for len(stack) > 0 && len(seen) < 4096 {
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[c] {
 			continue
 		}
-		total += hwm
-		stack = append(stack, children(pid)...)
+		seen[c] = true
+		out = append(out, c)
+		stack = append(stack, children(c)...)
 	}
-	return total, nil
+	return out
 }
 
 // peakRSS reads VmHWM from /proc/<pid>/status, in bytes.
 func peakRSS(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0, fmt.Errorf("reading memory of process %d: %w", pid, err)
 	}
+	defer f.Close()
+	return readHWM(f, pid)
+}
+
+// readHWM parses VmHWM from an open /proc/<pid>/status.
+func readHWM(f *os.File, pid int) (uint64, error) {
+	var buf [4096]byte
+	n, err := f.ReadAt(buf[:], 0)
+	if n == 0 && err != nil {
+		return 0, fmt.Errorf("reading memory of process %d: %w", pid, err)
+	}
+	b := buf[:n]
 	i := bytes.Index(b, []byte("VmHWM:"))
 	if i < 0 {
 		return 0, fmt.Errorf("reading memory of process %d: no VmHWM", pid)
 	}
-	f := bytes.Fields(b[i+len("VmHWM:"):])
-	if len(f) == 0 {
+	fields := bytes.Fields(b[i+len("VmHWM:"):])
+	if len(fields) == 0 {
 		return 0, fmt.Errorf("reading memory of process %d: empty VmHWM", pid)
 	}
-	kb, err := strconv.ParseUint(string(f[0]), 10, 64)
+	kb, err := strconv.ParseUint(string(fields[0]), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("reading memory of process %d: %w", pid, err)
 	}
