@@ -344,3 +344,36 @@ func TestFaultInitHangs(t *testing.T) {
 		t.Errorf("next invoke: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestExtensionWithOfficialRICs runs the test extension beside the official
+// Python and Node Runtime Interface Clients.
+func TestExtensionWithOfficialRICs(t *testing.T) {
+	for name, start := range map[string]func(*testing.T, ...string) *emulator{
+		"python": func(t *testing.T, flags ...string) *emulator { return pythonRIE(t, "app.handler", flags...) },
+		"node":   func(t *testing.T, flags ...string) *emulator { return nodeRIE(t, "index.handler", flags...) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir, record := recorderDir(t)
+			e := start(t, "--extensions-dir", dir, "--env", "EXT_RECORD="+record)
+			resp, body := e.invoke(t, "function", `{"op":"echo","data":"with-extension"}`)
+			if resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" || !strings.Contains(body, "with-extension") {
+				t.Fatalf("invoke: %d %s", resp.StatusCode, body)
+			}
+			id := resp.Header.Get("X-Amzn-Requestid")
+			waitFor(t, "INVOKE and platform.report at the extension", func() bool {
+				recs := records(t, record)
+				return has(recs, "event", func(r map[string]any) bool {
+					ev := eventOf(r)
+					return ev["eventType"] == "INVOKE" && ev["requestId"] == id
+				}) && has(recs, "telemetry", func(r map[string]any) bool {
+					rec, _ := r["record"].(map[string]any)
+					return r["type"] == "platform.report" && rec["requestId"] == id
+				})
+			})
+			// A second invoke: the environment waited for the extension.
+			if resp, _ := e.invoke(t, "function", `{"op":"echo","data":2}`); resp.StatusCode != 200 {
+				t.Errorf("second invoke: %d", resp.StatusCode)
+			}
+		})
+	}
+}
