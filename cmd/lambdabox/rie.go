@@ -69,6 +69,7 @@ type rieOptions struct {
 	keepAlive      time.Duration
 	provisioned    int
 	extensionsDir  string
+	streamShaping  bool
 	initAtStart    bool
 	asyncDir       string
 	asyncRetry     time.Duration
@@ -91,6 +92,7 @@ func (o *rieOptions) flags() *pflag.FlagSet {
 	fs.DurationVar(&o.keepAlive, "keep-alive", 0, "shut down environments idle this long (SHUTDOWN spindown, SIGTERM, SIGKILL); 0 keeps them")
 	fs.IntVar(&o.provisioned, "provisioned", 0, "pre-warm this many environments at start, as provisioned concurrency (AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency)")
 	fs.StringVar(&o.extensionsDir, "extensions-dir", environment.DefaultExtensionsDir, "directory of external extensions, started before the runtime")
+	fs.BoolVar(&o.streamShaping, "stream-shaping", true, "slow streamed responses past their first 6 MiB to about 2 MiB/s, as Lambda does")
 	fs.BoolVar(&o.initAtStart, "init-at-start", false, "run Init when the emulator starts instead of at the first invoke")
 	fs.StringVar(&o.asyncDir, "async-dir", "", "directory that keeps failed asynchronous events (failed/) and those left at shutdown (pending/, run at the next start)")
 	fs.DurationVar(&o.asyncRetry, "async-retry-delay", time.Second, "wait before the first retry of a failed asynchronous event; doubles for the second")
@@ -172,6 +174,7 @@ func runRIE(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		queue:           o.queue,
 		keepAlive:       o.keepAlive,
 		extensionsDir:   o.extensionsDir,
+		streamShaping:   o.streamShaping,
 		asyncDir:        o.asyncDir,
 		asyncRetryDelay: o.asyncRetry,
 		output:          stdout,
@@ -274,6 +277,7 @@ type serveConfig struct {
 	queue           bool
 	keepAlive       time.Duration
 	extensionsDir   string
+	streamShaping   bool
 	asyncDir        string
 	asyncRetryDelay time.Duration
 	output          io.Writer
@@ -294,6 +298,7 @@ func serve(ctx context.Context, sc serveConfig) error {
 			RuntimeAPIAddr: addr,
 			InitType:       initType,
 			ExtensionsDir:  sc.extensionsDir,
+			StreamShaping:  sc.streamShaping,
 			Output:         sc.output,
 			Log:            sc.log,
 		})

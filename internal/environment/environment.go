@@ -51,6 +51,9 @@ type Config struct {
 	// ExtensionsDir holds external extensions, started in name order before
 	// the runtime; default /opt/extensions. A missing directory means none.
 	ExtensionsDir string
+	// StreamShaping slows streamed responses past their first 6 MiB to
+	// about 2 MiB/s, as Lambda does.
+	StreamShaping bool
 	// Output receives the function's and extensions' log lines and the
 	// platform's START, END and REPORT lines; default os.Stdout.
 	Output io.Writer
@@ -68,8 +71,19 @@ type Request struct {
 // Result is the outcome of an invocation.
 type Result struct {
 	*runtimeapi.Response
-	// Log holds the last 4 KB of the invocation's log, when Tail was asked.
-	Log []byte
+	// Log holds the last 4 KB of the invocation's log, when Tail was asked;
+	// for a streamed response read it with WaitLog.
+	Log     []byte
+	logDone chan struct{}
+}
+
+// WaitLog returns Log once it is complete: for a streamed response, after
+// the stream has ended and the environment has settled.
+func (r *Result) WaitLog() []byte {
+	if r.logDone != nil {
+		<-r.logDone
+	}
+	return r.Log
 }
 
 // Environment is one execution environment.
@@ -132,7 +146,7 @@ func New(cfg Config) (*Environment, error) {
 		ln:       ln,
 		logs:     &logSink{out: cfg.Output},
 	}
-	e.api = runtimeapi.NewServer(e.log)
+	e.api = runtimeapi.NewServer(e.log, cfg.StreamShaping)
 	e.ext = extensions.NewServer(extensions.Function{Name: f.Name, Version: f.Version, Handler: f.Handler, AccountID: f.AccountID}, e.log)
 	e.tel = telemetry.NewHub(e.ext.Name, e.log)
 	e.logs.publish = func(kind, line string) {
@@ -205,7 +219,12 @@ func (e *Environment) Invoke(ctx context.Context, req *Request) *Result {
 	}
 	e.unsettled = &report{id: req.ID, start: start, end: time.Now(), deadline: req.Deadline,
 		initStatus: initStatus, timedOut: timedOut, resp: res.Response}
-	if req.Tail {
+	switch {
+	case req.Tail && res.Stream != nil:
+		// The log is complete once the stream ends; Settle hands it over.
+		res.logDone = make(chan struct{})
+		e.unsettled.tail = res
+	case req.Tail:
 		e.Settle()
 		res.Log = e.logs.end()
 	}
@@ -219,6 +238,7 @@ type report struct {
 	initStatus           string // error type of a failed Init, for REPORT
 	timedOut             bool
 	resp                 *runtimeapi.Response
+	tail                 *Result // a streamed result waiting for its log
 }
 
 // Settle finishes the last invocation off the response's path: it waits
@@ -232,6 +252,9 @@ func (e *Environment) Settle() {
 	}
 	e.unsettled = nil
 	ctx := context.Background()
+	if r.resp != nil && r.resp.Stream != nil {
+		e.waitStream(ctx, r)
+	}
 	if r.resp != nil && !r.timedOut && r.initStatus == "" && len(e.exts)+e.internalExtensions() > 0 {
 		e.waitExtensions(ctx, r)
 	}
@@ -244,6 +267,26 @@ func (e *Environment) Settle() {
 	d := r.end.Sub(r.start)
 	e.publishReport(r, d)
 	e.logs.write(e.report(r.id, d, r.initStatus))
+	if r.tail != nil {
+		r.tail.Log = e.logs.end()
+		close(r.tail.logDone)
+	}
+}
+
+// waitStream waits for a streamed response to end, within the invoke's
+// deadline; past it the invoke times out and the environment is reset.
+func (e *Environment) waitStream(ctx context.Context, r *report) {
+	timer := time.NewTimer(time.Until(r.deadline))
+	defer timer.Stop()
+	select {
+	case <-r.resp.Stream.Done():
+	case <-timer.C:
+		r.resp.Stream.Fail("Sandbox.Timedout", e.timeoutResponse(r.id).Payload)
+		r.timedOut = true
+		e.reset(ctx, ReasonTimeout)
+		<-r.resp.Stream.Done() // the runtime is gone: its body has ended
+	}
+	r.end = time.Now()
 }
 
 // waitExtensions waits until every extension is back in event/next after

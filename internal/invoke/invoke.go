@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +70,7 @@ func NewServer(log *slog.Logger) *Server {
 	}
 	s := &Server{log: log, mux: http.NewServeMux(), funcs: map[string]entry{}}
 	s.mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", s.handle(s.invoke))
+	s.mux.HandleFunc("POST "+StreamPath, s.handle(s.invokeStream))
 	s.mux.HandleFunc("GET "+FailedEventsPath, s.handle(s.failedEvents))
 	s.mux.HandleFunc("/", s.handle(func(_ http.ResponseWriter, r *http.Request) *apiError {
 		return &apiError{Status: http.StatusNotFound, Code: "UnknownOperationException", Msg: "Unknown operation " + r.Method + " " + r.URL.Path}
@@ -188,31 +190,35 @@ func badParam(msg string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "InvalidParameterValueException", Msg: msg}
 }
 
-func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
+// parseInvoke validates an Invoke or InvokeWithResponseStream request as
+// Lambda does, and builds the invocation. allowed lists the invocation
+// types the operation takes.
+func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *environment.Request, string, *apiError) {
 	fn, e := s.lookup(r.PathValue("name"), r.URL.Query().Get("Qualifier"))
 	if e != nil {
-		return e
+		return fn, nil, "", e
 	}
 	invType := r.Header.Get("X-Amz-Invocation-Type")
-	switch invType {
-	case "", "RequestResponse", "Event", "DryRun":
-	default:
-		return badParam("1 validation error detected: Value '" + invType + "' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]")
+	if invType == "" {
+		invType = "RequestResponse"
+	}
+	if !slices.Contains(allowed, invType) {
+		return fn, nil, "", badParam("1 validation error detected: Value '" + invType + "' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [" + strings.Join(allowed, ", ") + "]")
 	}
 	tail := false
 	switch lt := r.Header.Get("X-Amz-Log-Type"); lt {
 	case "", "None":
 	case "Tail":
 		if invType == "Event" {
-			return badParam("LogType Tail is supported only for synchronous invocations (RequestResponse)")
+			return fn, nil, "", badParam("LogType Tail is supported only for synchronous invocations (RequestResponse)")
 		}
 		tail = true
 	default:
-		return badParam("1 validation error detected: Value '" + lt + "' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]")
+		return fn, nil, "", badParam("1 validation error detected: Value '" + lt + "' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]")
 	}
 	clientContext, e := decodeClientContext(r.Header.Get("X-Amz-Client-Context"))
 	if e != nil {
-		return e
+		return fn, nil, "", e
 	}
 	limit := int64(MaxSyncPayload)
 	if invType == "Event" {
@@ -220,12 +226,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	payload, e := readPayload(r.Body, limit, invType)
 	if e != nil {
-		return e
-	}
-	if invType == "DryRun" {
-		w.Header().Set("X-Amzn-RequestId", r.Context().Value(requestIDKey{}).(string))
-		w.WriteHeader(http.StatusNoContent)
-		return nil
+		return fn, nil, "", e
 	}
 	traceID := r.Header.Get("X-Amzn-Trace-Id")
 	if traceID == "" {
@@ -239,7 +240,34 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
 		Invocation: runtimeInvocation(r, payload, arn, traceID, clientContext),
 		Tail:       tail,
 	}
-	if invType == "Event" {
+	return fn, req, invType, nil
+}
+
+// run invokes fn, mapping throttles and lambdabox's own failures to
+// Lambda's errors.
+func run(ctx context.Context, fn entry, req *environment.Request) (*environment.Result, *apiError) {
+	res, err := fn.fn.Invoke(ctx, req)
+	switch {
+	case errors.Is(err, pool.ErrThrottled):
+		return nil, &apiError{Status: http.StatusTooManyRequests, Code: "TooManyRequestsException", Msg: "Rate Exceeded.",
+			Reason: "ReservedFunctionConcurrentInvocationLimitExceeded", RetryAfter: 1}
+	case err != nil:
+		return nil, &apiError{Status: http.StatusInternalServerError, Code: "ServiceException", Msg: err.Error()}
+	}
+	return res, nil
+}
+
+func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
+	fn, req, invType, e := s.parseInvoke(r, "Event", "RequestResponse", "DryRun")
+	if e != nil {
+		return e
+	}
+	switch invType {
+	case "DryRun":
+		w.Header().Set("X-Amzn-RequestId", req.ID)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	case "Event":
 		if fn.queue == nil {
 			return &apiError{Status: http.StatusInternalServerError, Code: "ServiceException", Msg: "asynchronous invocation is not set up for this function"}
 		}
@@ -250,13 +278,14 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
-	res, err := fn.fn.Invoke(r.Context(), req)
-	switch {
-	case errors.Is(err, pool.ErrThrottled):
-		return &apiError{Status: http.StatusTooManyRequests, Code: "TooManyRequestsException", Msg: "Rate Exceeded.",
-			Reason: "ReservedFunctionConcurrentInvocationLimitExceeded", RetryAfter: 1}
-	case err != nil:
-		return &apiError{Status: http.StatusInternalServerError, Code: "ServiceException", Msg: err.Error()}
+	res, e := run(r.Context(), fn, req)
+	if e != nil {
+		return e
+	}
+	if res.Stream != nil {
+		// A function that streams, invoked without streaming: Lambda
+		// buffers its response, within the usual limit.
+		bufferStream(res)
 	}
 	h := w.Header()
 	h["Content-Type"] = []string{res.ContentType}
@@ -266,11 +295,26 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
 	if res.Error {
 		h["X-Amz-Function-Error"] = []string{"Unhandled"}
 	}
-	if tail {
-		h["X-Amz-Log-Result"] = []string{base64.StdEncoding.EncodeToString(res.Log)}
+	if req.Tail {
+		h["X-Amz-Log-Result"] = []string{base64.StdEncoding.EncodeToString(res.WaitLog())}
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Payload)
+	return nil
+}
+
+func (s *Server) failedEvents(w http.ResponseWriter, r *http.Request) *apiError {
+	fn, e := s.lookup(r.PathValue("name"), "")
+	if e != nil {
+		return e
+	}
+	var failures []async.Record
+	if fn.queue != nil {
+		failures = fn.queue.Failures()
+	}
+	b, _ := json.Marshal(failures)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
 	return nil
 }
 
@@ -281,17 +325,6 @@ const HeaderCognitoIdentity = "X-Lambdabox-Cognito-Identity"
 
 // runtimeInvocation is the event as the runtime will see it. Its id is the
 // request id the client gets back in x-amzn-RequestId.
-func (s *Server) failedEvents(w http.ResponseWriter, r *http.Request) *apiError {
-	fn, e := s.lookup(r.PathValue("name"), "")
-	if e != nil {
-		return e
-	}
-	b, _ := json.Marshal(fn.queue.Failures())
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
-	return nil
-}
-
 func runtimeInvocation(r *http.Request, payload []byte, arn, traceID, clientContext string) runtimeapi.Invocation {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" || strings.HasPrefix(ct, "application/x-www-form-urlencoded") {

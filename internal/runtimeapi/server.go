@@ -43,6 +43,11 @@ type Invocation struct {
 	ClientContext   string // JSON, already decoded from base64
 	CognitoIdentity string // JSON
 	TenantID        string
+	// Streaming is set for invokes whose caller takes a stream
+	// (InvokeWithResponseStream, streaming function URLs): the runtime's
+	// response is then streamed even without the response-mode header,
+	// which aws-lambda-go never sends.
+	Streaming bool
 }
 
 // Response is what the runtime (or the platform on its behalf) answered.
@@ -54,6 +59,9 @@ type Response struct {
 	Error bool
 	// ErrorType is the Lambda error type, e.g. "Runtime.ImportModuleError".
 	ErrorType string
+	// Stream, when set, carries a streamed response as the runtime writes
+	// it; Payload is then empty.
+	Stream *Stream
 }
 
 // ErrorResponse builds a platform error in Lambda's shape.
@@ -76,8 +84,9 @@ type Generation struct {
 // Server serves the Runtime API of one execution environment. It is an
 // http.Handler.
 type Server struct {
-	log *slog.Logger
-	mux *http.ServeMux
+	log     *slog.Logger
+	mux     *http.ServeMux
+	shaping bool
 
 	mu  sync.Mutex
 	gen *generation
@@ -98,12 +107,13 @@ type call struct {
 }
 
 // NewServer returns a server with no runtime attached yet. A nil logger
-// discards logs.
-func NewServer(log *slog.Logger) *Server {
+// discards logs. shaping slows streamed responses past their first 6 MiB
+// to about 2 MiB/s, as Lambda does.
+func NewServer(log *slog.Logger, shaping bool) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: log, mux: http.NewServeMux()}
+	s := &Server{log: log, mux: http.NewServeMux(), shaping: shaping}
 	s.mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", s.handle(s.next))
 	s.mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.handle(s.response))
 	s.mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", s.handle(s.invocationError))
@@ -275,6 +285,13 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request) *apiError {
 		c.done <- ErrorResponse("Runtime.InvalidResponseModeHeader", "RequestId: "+id+" Error: invalid response mode "+strconv.Quote(mode))
 		return &apiError{http.StatusBadRequest, "InvalidFunctionResponseMode", "Invalid response mode " + strconv.Quote(mode) + "; the only accepted value is streaming"}
 	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/json"
+	}
+	if mode := r.Header.Get(HeaderResponseMode); mode == "streaming" || c.inv.Streaming {
+		return s.stream(w, r, c, ct)
+	}
 	body, n, err := readLimited(r.Body)
 	switch {
 	case errors.Is(err, errTooLarge):
@@ -295,11 +312,33 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request) *apiError {
 		writeAccepted(w)
 		return nil
 	}
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		ct = "application/json"
-	}
 	c.done <- &Response{Payload: body, ContentType: ct}
+	writeAccepted(w)
+	return nil
+}
+
+// stream hands the invoker a Stream at once and feeds it the runtime's
+// body as it arrives; an error in the trailers ends it.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call, ct string) *apiError {
+	st := newStream()
+	c.done <- &Response{ContentType: ct, Stream: st}
+	n, tooLarge, err := st.copyFrom(r.Body, s.shaping)
+	switch {
+	case tooLarge:
+		st.finish("Function.ResponseSizeTooLarge", ErrorResponse("Function.ResponseSizeTooLarge",
+			"Response payload size exceeded maximum allowed payload size ("+strconv.Itoa(MaxStreamSize)+" bytes).").Payload, n)
+		return &apiError{http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "Exceeded maximum allowed payload size (" + strconv.Itoa(MaxStreamSize) + " bytes)."}
+	case err != nil:
+		st.finish("Runtime.TruncatedResponse", ErrorResponse("Runtime.TruncatedResponse", "RequestId: "+c.inv.ID+" Error: the runtime's stream ended early: "+err.Error()).Payload, n)
+		return &apiError{http.StatusBadRequest, "InvalidRequestFormat", "reading body: " + err.Error()}
+	}
+	var errType string
+	var errBody []byte
+	if et := r.Trailer.Get(HeaderErrorType); et != "" {
+		errType = errorType(et, nil)
+		errBody, _ = base64.StdEncoding.DecodeString(r.Trailer.Get(HeaderErrorBody))
+	}
+	st.finish(errType, errBody, n)
 	writeAccepted(w)
 	return nil
 }

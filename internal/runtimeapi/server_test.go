@@ -13,7 +13,7 @@ import (
 
 func newTestServer(t *testing.T) (*Server, *httptest.Server) {
 	t.Helper()
-	s := NewServer(nil)
+	s := NewServer(nil, false)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	return s, ts
@@ -233,7 +233,7 @@ func FuzzRouter(f *testing.F) {
 		if !strings.HasPrefix(path, "/") || strings.HasSuffix(path, "/next") {
 			return // next blocks by design until an invocation arrives
 		}
-		s := NewServer(nil)
+		s := NewServer(nil, false)
 		s.Reset()
 		req, err := http.NewRequest(method, "http://runtime"+path, strings.NewReader(body))
 		if err != nil {

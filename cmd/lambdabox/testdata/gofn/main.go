@@ -6,20 +6,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
 type event struct {
-	Op   string `json:"op"`
-	Ms   int    `json:"ms"`
-	Size int    `json:"size"`
-	Name string `json:"name"`
-	Data any    `json:"data"`
+	Op     string `json:"op"`
+	Chunks int    `json:"chunks"`
+	Ms     int    `json:"ms"`
+	Size   int    `json:"size"`
+	Name   string `json:"name"`
+	Data   any    `json:"data"`
 }
 
 func handle(ctx context.Context, ev event) (any, error) {
@@ -41,6 +44,40 @@ func handle(ctx context.Context, ev event) (any, error) {
 	case "env":
 		v, ok := os.LookupEnv(ev.Name)
 		return map[string]any{"value": v, "set": ok}, nil
+	case "stream", "streamerror":
+		// A response streamed as it is written: aws-lambda-go streams any
+		// io.Reader a handler returns.
+		pr, pw := io.Pipe()
+		go func() {
+			for i := range ev.Chunks {
+				if i > 0 {
+					time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
+				}
+				if _, err := fmt.Fprintf(pw, "chunk %d;", i); err != nil {
+					return
+				}
+			}
+			if ev.Op == "streamerror" {
+				pw.CloseWithError(errors.New("stream broke"))
+				return
+			}
+			pw.Close()
+		}()
+		return pr, nil
+	case "streambig":
+		// Through a pipe: aws-lambda-go streams readers that marshal to {}.
+		pr, pw := io.Pipe()
+		go func() {
+			_, err := io.Copy(pw, io.LimitReader(zeros{}, int64(ev.Size)))
+			pw.CloseWithError(err)
+		}()
+		return pr, nil
+	case "streamurl":
+		return &events.LambdaFunctionURLStreamingResponse{
+			StatusCode: 201,
+			Headers:    map[string]string{"Content-Type": "text/plain", "X-From": "go"},
+			Body:       strings.NewReader("streamed through a function URL"),
+		}, nil
 	case "context":
 		lc, _ := lambdacontext.FromContext(ctx)
 		deadline, _ := ctx.Deadline()
@@ -55,6 +92,16 @@ func handle(ctx context.Context, ev event) (any, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown op %q", ev.Op)
+}
+
+// zeros is an endless reader of 'z' bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'z'
+	}
+	return len(p), nil
 }
 
 func main() {

@@ -1,0 +1,112 @@
+package invoke
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+
+	"github.com/lambdabox/lambdabox/internal/environment"
+	"github.com/lambdabox/lambdabox/internal/runtimeapi"
+)
+
+// StreamPath is InvokeWithResponseStream's path.
+const StreamPath = "/2021-11-15/functions/{name}/response-streaming-invocations"
+
+// bufferStream reads a streamed response whole into res.Payload, within
+// the buffered limit, for callers that did not ask for a stream.
+func bufferStream(res *environment.Result) {
+	st := res.Stream
+	b, _ := io.ReadAll(io.LimitReader(st, runtimeapi.MaxResponseSize+1))
+	_ = st.Close() // discard the rest, if any
+	errType, errBody := st.Wait()
+	res.Stream = nil
+	switch {
+	case errType != "":
+		res.Response = &runtimeapi.Response{Payload: errBody, ContentType: "application/json", Error: true, ErrorType: errType}
+	case len(b) > runtimeapi.MaxResponseSize:
+		res.Response = runtimeapi.ErrorResponse("Function.ResponseSizeTooLarge", "Response payload size ("+
+			strconv.FormatInt(st.Size(), 10)+" bytes) exceeded maximum allowed payload size ("+strconv.Itoa(runtimeapi.MaxResponseSize)+" bytes).")
+	default:
+		res.Payload = b
+	}
+}
+
+// invokeStream serves InvokeWithResponseStream: the function's response as
+// an AWS event stream of PayloadChunk events, sent as the runtime writes
+// them, then InvokeComplete with the error and the log tail.
+func (s *Server) invokeStream(w http.ResponseWriter, r *http.Request) *apiError {
+	fn, req, invType, e := s.parseInvoke(r, "RequestResponse", "DryRun")
+	if e != nil {
+		return e
+	}
+	if invType == "DryRun" {
+		w.Header().Set("X-Amzn-RequestId", req.ID)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	req.Streaming = true
+	res, e := run(r.Context(), fn, req)
+	if e != nil {
+		return e
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/vnd.amazon.eventstream")
+	h.Set("X-Amz-Executed-Version", fn.cfg.Version)
+	h.Set("X-Amzn-RequestId", req.ID)
+	w.WriteHeader(http.StatusOK)
+	out := &eventWriter{w: w, rc: http.NewResponseController(w), enc: eventstream.NewEncoder()}
+
+	var complete struct {
+		ErrorCode    string `json:"ErrorCode,omitempty"`
+		ErrorDetails string `json:"ErrorDetails,omitempty"`
+		LogResult    string `json:"LogResult,omitempty"`
+	}
+	switch {
+	case res.Stream != nil:
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := res.Stream.Read(buf)
+			if n > 0 && out.send("PayloadChunk", "application/octet-stream", buf[:n]) != nil {
+				_ = res.Stream.Close() // the caller left: drain, so the runtime ends cleanly
+				break
+			}
+			if err != nil {
+				break
+			}
+		}
+		errType, errBody := res.Stream.Wait()
+		complete.ErrorCode, complete.ErrorDetails = errType, string(errBody)
+	case res.Error:
+		complete.ErrorCode, complete.ErrorDetails = res.ErrorType, string(res.Payload)
+	case len(res.Payload) > 0:
+		_ = out.send("PayloadChunk", "application/octet-stream", res.Payload)
+	}
+	if req.Tail {
+		complete.LogResult = base64.StdEncoding.EncodeToString(res.WaitLog())
+	}
+	b, _ := json.Marshal(complete)
+	_ = out.send("InvokeComplete", "application/json", b)
+	return nil
+}
+
+// eventWriter writes event-stream messages and flushes each one.
+type eventWriter struct {
+	w   io.Writer
+	rc  *http.ResponseController
+	enc *eventstream.Encoder
+}
+
+func (o *eventWriter) send(eventType, contentType string, payload []byte) error {
+	var h eventstream.Headers
+	h.Set(":message-type", eventstream.StringValue("event"))
+	h.Set(":event-type", eventstream.StringValue(eventType))
+	h.Set(":content-type", eventstream.StringValue(contentType))
+	if err := o.enc.Encode(o.w, eventstream.Message{Headers: h, Payload: payload}); err != nil {
+		return err
+	}
+	return o.rc.Flush()
+}
