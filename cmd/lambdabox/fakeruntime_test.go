@@ -68,6 +68,14 @@ func runFakeRuntime(mode string) {
 				fmt.Printf("FAKE nextagain status=%d body=%s\n", r.StatusCode, b)
 			}
 			post("/invocation/"+id+"/response", `"ok"`)
+		case "badprelude":
+			// An HTTP-integration stream whose prelude lacks the 8 NULs.
+			req, _ := http.NewRequest(http.MethodPost, base+"/invocation/"+id+"/response", strings.NewReader(`{"statusCode":200} and no separator`))
+			req.Header.Set("Content-Type", "application/vnd.awslambda.http-integration-response")
+			req.Header.Set("Lambda-Runtime-Function-Response-Mode", "streaming")
+			if r, err := http.DefaultClient.Do(req); err == nil {
+				r.Body.Close()
+			}
 		case "echo":
 			post("/invocation/"+id+"/response", `"ok"`)
 		default:

@@ -22,6 +22,7 @@ var (
 	lambdaboxBin string // the lambdabox binary under test
 	goFnBin      string // testdata/gofn, an aws-lambda-go function
 	extBin       string // testdata/extension, an external extension
+	goWebBin     string // testdata/goweb, an aws-lambda-go function URL handler
 	buildDir     string
 )
 
@@ -48,7 +49,8 @@ func setupAndRun(m *testing.M) (int, error) {
 	lambdaboxBin = filepath.Join(dir, "lambdabox")
 	goFnBin = filepath.Join(dir, "gofn", "bootstrap")
 	extBin = filepath.Join(dir, "extension", "recorder")
-	for out, pkg := range map[string]string{lambdaboxBin: ".", goFnBin: "./testdata/gofn", extBin: "./testdata/extension"} {
+	goWebBin = filepath.Join(dir, "goweb", "bootstrap")
+	for out, pkg := range map[string]string{lambdaboxBin: ".", goFnBin: "./testdata/gofn", extBin: "./testdata/extension", goWebBin: "./testdata/goweb"} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {

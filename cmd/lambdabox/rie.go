@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -16,12 +14,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/lambdabox/lambdabox/internal/async"
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
-	"github.com/lambdabox/lambdabox/internal/invoke"
-	"github.com/lambdabox/lambdabox/internal/pool"
-	"github.com/lambdabox/lambdabox/internal/sandbox/process"
+	"github.com/lambdabox/lambdabox/internal/httpfront"
+	"github.com/lambdabox/lambdabox/internal/template"
 )
 
 const rieUsage = `Usage: lambdabox rie [flags] [<bootstrap> [args...]]
@@ -73,6 +69,13 @@ type rieOptions struct {
 	initAtStart    bool
 	asyncDir       string
 	asyncRetry     time.Duration
+	functionURL    string
+	urlStreaming   bool
+	apiAddr        string
+	httpRoutes     []string
+	restRoutes     []string
+	template       string
+	templateFn     string
 	help           bool
 }
 
@@ -96,6 +99,13 @@ func (o *rieOptions) flags() *pflag.FlagSet {
 	fs.BoolVar(&o.initAtStart, "init-at-start", false, "run Init when the emulator starts instead of at the first invoke")
 	fs.StringVar(&o.asyncDir, "async-dir", "", "directory that keeps failed asynchronous events (failed/) and those left at shutdown (pending/, run at the next start)")
 	fs.DurationVar(&o.asyncRetry, "async-retry-delay", time.Second, "wait before the first retry of a failed asynchronous event; doubles for the second")
+	fs.StringVar(&o.functionURL, "function-url", "", "also serve the function as a function URL on this address, e.g. 127.0.0.1:9002")
+	fs.BoolVar(&o.urlStreaming, "function-url-streaming", false, "function URL in invoke mode RESPONSE_STREAM: responses stream to the client")
+	fs.StringVar(&o.apiAddr, "api-address", "127.0.0.1:3000", "address of the API Gateway emulation, when routes are given")
+	fs.StringArrayVar(&o.httpRoutes, "route", nil, `HTTP API route (payload 2.0), e.g. "GET /items/{id}", "ANY /files/{proxy+}", "$default" (repeatable)`)
+	fs.StringArrayVar(&o.restRoutes, "rest-route", nil, `REST API route (payload 1.0), e.g. "GET /items/{id}" (repeatable)`)
+	fs.StringVar(&o.template, "template", "", "SAM template: its Api and HttpApi events become routes; Timeout, MemorySize and Environment apply unless set otherwise")
+	fs.StringVar(&o.templateFn, "template-function", "", "the template's function (logical id or FunctionName); default: the only one")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
 	return fs
 }
@@ -160,7 +170,21 @@ func runRIE(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("address %q: %w", a, err)
 		}
 	}
-	cfg, err := rieFunction(o, command, log)
+	var tf *template.Function
+	if o.template != "" {
+		t, err := template.Load(o.template)
+		if err != nil {
+			return err
+		}
+		if tf, err = t.Function(o.templateFn); err != nil {
+			return fmt.Errorf("template %s: %w", o.template, err)
+		}
+	}
+	cfg, err := rieFunction(o, command, tf, log)
+	if err != nil {
+		return err
+	}
+	routes, err := rieRoutes(o, tf)
 	if err != nil {
 		return err
 	}
@@ -170,6 +194,10 @@ func runRIE(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		runtimeAPIAddr:  o.runtimeAPIAddr,
 		maxConcurrency:  o.maxConcurrency,
 		initAtStart:     o.initAtStart,
+		functionURLAddr: o.functionURL,
+		urlStreaming:    o.urlStreaming,
+		apiAddr:         o.apiAddr,
+		routes:          routes,
 		provisioned:     o.provisioned,
 		queue:           o.queue,
 		keepAlive:       o.keepAlive,
@@ -184,7 +212,7 @@ func runRIE(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // rieFunction builds the function from the emulator's environment, flags
 // and command, with aws-lambda-rie's rules.
-func rieFunction(o rieOptions, command []string, log *slog.Logger) (function.Config, error) {
+func rieFunction(o rieOptions, command []string, tf *template.Function, log *slog.Logger) (function.Config, error) {
 	cfg := function.Config{
 		Name:    firstNonEmpty(o.functionName, os.Getenv("AWS_LAMBDA_FUNCTION_NAME")),
 		Version: os.Getenv("AWS_LAMBDA_FUNCTION_VERSION"),
@@ -217,6 +245,20 @@ func rieFunction(o rieOptions, command []string, log *slog.Logger) (function.Con
 			cfg.MemoryMB = n
 		}
 	}
+	if tf != nil {
+		// The template's settings, unless flags or the environment set them.
+		cfg.Name = firstNonEmpty(cfg.Name, tf.FunctionName, tf.LogicalID)
+		if cfg.Timeout == 0 {
+			cfg.Timeout = time.Duration(tf.Timeout) * time.Second
+		}
+		if cfg.MemoryMB == 0 {
+			cfg.MemoryMB = tf.MemorySize
+		}
+		for k, v := range tf.Environment {
+			cfg.Env = append([]string{k + "=" + v}, cfg.Env...)
+		}
+		o.handler = firstNonEmpty(o.handler, tf.Handler)
+	}
 	cfg.Handler = firstNonEmpty(o.handler, os.Getenv("AWS_LAMBDA_FUNCTION_HANDLER"), os.Getenv("_HANDLER"))
 	if len(command) == 0 {
 		cfg.Command = []string{defaultBootstrap(log)}
@@ -233,6 +275,45 @@ func rieFunction(o rieOptions, command []string, log *slog.Logger) (function.Con
 	cfg.TaskRoot = firstNonEmpty(os.Getenv("LAMBDA_TASK_ROOT"), cfg.Dir)
 	cfg = cfg.WithDefaults()
 	return cfg, cfg.Validate()
+}
+
+// rieRoutes turns --route and --rest-route flags, and the template's API
+// events, into API Gateway routes.
+func rieRoutes(o rieOptions, tf *template.Function) ([]httpfront.Route, error) {
+	var routes []httpfront.Route
+	add := func(spec, version string) error {
+		method, path, ok := strings.Cut(strings.TrimSpace(spec), " ")
+		if spec == httpfront.DefaultRoute {
+			method, path, ok = "", httpfront.DefaultRoute, true
+		}
+		if !ok {
+			return fmt.Errorf("route %q: want \"METHOD /path\", e.g. \"GET /items/{id}\"", spec)
+		}
+		method = strings.ToUpper(method)
+		if method == "ANY" {
+			method = ""
+		}
+		routes = append(routes, httpfront.Route{Method: method, Path: strings.TrimSpace(path), Version: version})
+		return nil
+	}
+	for _, r := range o.httpRoutes {
+		if err := add(r, "2.0"); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range o.restRoutes {
+		if err := add(r, "1.0"); err != nil {
+			return nil, err
+		}
+	}
+	if tf != nil {
+		for _, ev := range tf.Events {
+			if err := add(ev.Method+" "+ev.Path, ev.PayloadFormatVersion); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return routes, nil
 }
 
 // defaultBootstrap is the first bootstrap that exists; when none does, the
@@ -264,110 +345,4 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
-// serveConfig is one function served over the Invoke API.
-type serveConfig struct {
-	function        function.Config
-	invokeAddr      string
-	runtimeAPIAddr  string // of the first environment; the others take free ports
-	maxConcurrency  int
-	initAtStart     bool
-	provisioned     int
-	queue           bool
-	keepAlive       time.Duration
-	extensionsDir   string
-	streamShaping   bool
-	asyncDir        string
-	asyncRetryDelay time.Duration
-	output          io.Writer
-	log             *slog.Logger
-}
-
-// serve runs the function until ctx ends, then shuts down cleanly: no new
-// requests, in-flight and queued invokes finish, runtimes get SIGTERM.
-func serve(ctx context.Context, sc serveConfig) error {
-	newEnv := func(addr string, provisioned bool) (*environment.Environment, error) {
-		initType := ""
-		if provisioned {
-			initType = "provisioned-concurrency"
-		}
-		return environment.New(environment.Config{
-			Function:       sc.function,
-			Driver:         process.Driver{},
-			RuntimeAPIAddr: addr,
-			InitType:       initType,
-			ExtensionsDir:  sc.extensionsDir,
-			StreamShaping:  sc.streamShaping,
-			Output:         sc.output,
-			Log:            sc.log,
-		})
-	}
-	// The first environment takes the fixed Runtime API address now, so
-	// that a taken port fails the start, not the first invoke.
-	first, err := newEnv(sc.runtimeAPIAddr, sc.provisioned > 0)
-	if err != nil {
-		return err
-	}
-	p, err := pool.New(pool.Config{
-		MaxConcurrency: sc.maxConcurrency,
-		Queue:          sc.queue,
-		QueueTimeout:   sc.function.Timeout,
-		KeepAlive:      sc.keepAlive,
-		Log:            sc.log,
-		New: func(i int, provisioned bool) (*environment.Environment, error) {
-			if i == 0 {
-				return first, nil
-			}
-			return newEnv("127.0.0.1:0", provisioned)
-		},
-	})
-	if err != nil {
-		return errors.Join(err, first.Close(ctx))
-	}
-	queue, err := async.New(async.Config{
-		Function:    p,
-		FunctionARN: sc.function.ARN(),
-		Version:     sc.function.Version,
-		Workers:     sc.maxConcurrency,
-		RetryDelay:  sc.asyncRetryDelay,
-		Dir:         sc.asyncDir,
-		Log:         sc.log,
-	})
-	if err != nil {
-		return errors.Join(err, p.Close(ctx))
-	}
-	inv := invoke.NewServer(sc.log)
-	inv.Add(sc.function, p, queue)
-	ln, err := net.Listen("tcp", sc.invokeAddr)
-	if err != nil {
-		return fmt.Errorf("listening for the Invoke API: %w", err)
-	}
-	sc.log.Info("serving the Invoke API", "address", ln.Addr().String(), "function", sc.function.Name, "command", sc.function.Command)
-	switch {
-	case sc.provisioned > 0:
-		if err := p.Init(ctx, sc.provisioned); err != nil {
-			sc.log.Warn("pre-warming failed; retrying at the first invokes", "error", err)
-		}
-	case sc.initAtStart:
-		if err := first.Init(ctx); err != nil {
-			sc.log.Warn("init at start failed; retrying at the first invoke", "error", err)
-		}
-	}
-	srv := &http.Server{Handler: inv, ReadHeaderTimeout: 30 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving the Invoke API: %w", err)
-	case <-ctx.Done():
-	}
-	sc.log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), sc.function.Timeout+5*time.Second)
-	defer cancel()
-	err = errors.Join(srv.Shutdown(shutdownCtx), queue.Close(shutdownCtx), p.Close(shutdownCtx))
-	if err != nil {
-		return fmt.Errorf("shutting down: %w", err)
-	}
-	return nil
 }

@@ -14,5 +14,6 @@ images, with a faithful local emulator of the Lambda Runtime and Invoke APIs.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRIECmd())
+	root.AddCommand(newEventCmd())
 	return root
 }

@@ -1,0 +1,27 @@
+package httpfront
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencies keeps httpfront a library over the Function contract:
+// it reaches no pool, Invoke API or sandbox driver; whatever runs the
+// function is passed in.
+func TestDependencies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, d := range strings.Fields(string(out)) {
+		for _, bad := range []string{"/internal/pool", "/internal/invoke", "/internal/sandbox/"} {
+			if strings.HasPrefix(d, "github.com/lambdabox/lambdabox"+bad) {
+				t.Errorf("httpfront imports %s", d)
+			}
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package template
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestLoad(t *testing.T) {
+	tpl, err := Load("testdata/template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tpl.Functions) != 2 {
+		t.Fatalf("%d functions", len(tpl.Functions))
+	}
+	items, err := tpl.Function("ItemsFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Function{
+		LogicalID: "ItemsFunction", Handler: "app.handler", Runtime: "python3.11", CodeURI: "items/",
+		PackageType: "Zip", Timeout: 10, MemorySize: 256,
+		Environment: map[string]string{"TABLE": "Table", "STAGE": "test"},
+		Events: []Event{
+			{Name: "GetItem", Type: "Api", Path: "/items/{id}", Method: "GET", PayloadFormatVersion: "1.0"},
+			{Name: "Legacy", Type: "HttpApi", Path: "/old", Method: "POST", PayloadFormatVersion: "1.0"},
+			{Name: "Proxy", Type: "HttpApi", Path: "/files/{proxy+}", Method: "ANY", PayloadFormatVersion: "2.0"},
+		},
+	}
+	if !reflect.DeepEqual(*items, want) {
+		t.Errorf("got  %+v\nwant %+v", *items, want)
+	}
+	c, err := tpl.Function("catch-all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Runtime != "provided.al2023" || c.Timeout != 10 || len(c.Events) != 1 || c.Events[0].Path != "$default" {
+		t.Errorf("catch-all: %+v", c)
+	}
+	if _, err := tpl.Function(""); err == nil {
+		t.Error("no error naming none of two functions")
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for name, src := range map[string]string{
+		"not yaml":     "Resources: [",
+		"bad timeout":  "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Timeout: soon\n",
+		"api w/o path": "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E:\n          Type: Api\n",
+	} {
+		if _, err := Parse(strings.NewReader(src)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
