@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the base image tests need (lambdabox base build, TestBaseImages):
+# Podman with runc (crun fails in this sandbox), the Debian archive keyring,
+# dpkg-deb, and pip for the host Python. Idempotent; run it before the tests.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for p in podman runc uidmap slirp4netns fuse-overlayfs debian-archive-keyring dpkg; do
+	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+python3 -m pip --version >/dev/null
+# A quick check that containers start here with the flags the tests use.
+podman info >/dev/null
+echo "images: podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}')"

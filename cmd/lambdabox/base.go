@@ -1,0 +1,273 @@
+//go:build !lambdabox_emulator
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+
+	"github.com/lambdabox/lambdabox/internal/base"
+	"github.com/lambdabox/lambdabox/internal/image"
+	"github.com/lambdabox/lambdabox/internal/recipe"
+)
+
+const baseBuildLong = `Build a Lambda base image for <runtime> from its recipe (lambdabox base ls),
+without a Docker daemon.
+
+The OS and language packages come from Debian bookworm (apt with a private
+state directory, unpacked with dpkg-deb; no maintainer scripts run), the
+Runtime Interface Clients from PyPI and Maven Central. Every image has the
+Lambda layout, ENV block, WORKDIR /var/task, ENTRYPOINT ["/lambda-entrypoint.sh"]
+and lambdabox's emulator at /usr/local/bin/aws-lambda-rie.
+
+Layers (os, runtime, ric, entrypoint) are cached under --cache by the hash of
+their inputs. Package versions are pinned in the lock file, written on the
+first build and read on every later one; the same lock and SOURCE_DATE_EPOCH
+give the same image digest.
+
+dotnet8 (recipe not included yet): the .NET runtime and Amazon.Lambda.RuntimeSupport come from files you
+provide, since NuGet is not reachable from the build:
+  --input dotnet=dotnet-runtime-8.x-linux-x64.tar.gz --input runtimesupport=DIR
+
+Outputs (at least one; default oci:<runtime>.oci):
+  --output oci:DIR    an OCI image layout directory
+  --output tar:FILE   a docker-loadable tarball (docker load -i FILE)
+  --load              load into the local Docker or Podman
+  --push              push -t's reference with the standard keychain
+An SPDX SBOM of every package is written beside each output as <output>.spdx.json.`
+
+type baseBuildOptions struct {
+	tag        string
+	outputs    []string
+	load       bool
+	push       bool
+	engine     string
+	platform   string
+	cacheDir   string
+	lockFile   string
+	updateLock bool
+	emulator   string
+	inputs     []string
+}
+
+func newBaseCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "base",
+		Short: "Build Lambda base images from recipes, without a Docker daemon",
+	}
+	cmd.AddCommand(newBaseBuildCmd(), newBaseLsCmd())
+	return cmd
+}
+
+func newBaseLsCmd() *cobra.Command {
+	var show bool
+	cmd := &cobra.Command{
+		Use:   "ls [runtime]",
+		Short: "List the base image recipes and what each contains",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			if len(args) == 1 {
+				src, err := recipe.Source(args[0])
+				if err != nil {
+					return err
+				}
+				_, err = out.Write(src)
+				return err
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RUNTIME\tDESCRIPTION\tPACKAGES")
+			for _, n := range recipe.Names() {
+				r, err := recipe.Load(n)
+				if err != nil {
+					return err
+				}
+				var pkgs []string
+				for _, nl := range r.Layers() {
+					pkgs = append(pkgs, nl.Layer.Packages...)
+					if nl.Layer.Pip != nil {
+						pkgs = append(pkgs, prefixed("pip:", nl.Layer.Pip.Packages)...)
+					}
+					if nl.Layer.Npm != nil {
+						pkgs = append(pkgs, prefixed("npm:", nl.Layer.Npm.Packages)...)
+					}
+					if nl.Layer.Maven != nil {
+						pkgs = append(pkgs, prefixed("maven:", nl.Layer.Maven.Artifacts)...)
+					}
+					for _, u := range nl.Layer.Unpack {
+						pkgs = append(pkgs, "input:"+u.Input)
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Description, strings.Join(pkgs, " "))
+			}
+			_ = show
+			return tw.Flush()
+		},
+	}
+	return cmd
+}
+
+func prefixed(p string, xs []string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = p + x
+	}
+	return out
+}
+
+func newBaseBuildCmd() *cobra.Command {
+	var o baseBuildOptions
+	cmd := &cobra.Command{
+		Use:   "build <runtime>",
+		Short: "Build a base image for a runtime",
+		Long:  baseBuildLong,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBaseBuild(cmd, args[0], o)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVarP(&o.tag, "tag", "t", "", "image reference (default lambdabox/<runtime>:latest)")
+	fs.StringArrayVarP(&o.outputs, "output", "o", nil, "oci:DIR or tar:FILE (repeatable)")
+	fs.BoolVar(&o.load, "load", false, "load the image into the local Docker or Podman")
+	fs.BoolVar(&o.push, "push", false, "push the image to the registry named by --tag")
+	fs.StringVar(&o.engine, "engine", "", "engine for --load: docker or podman (default: whichever answers)")
+	fs.StringVar(&o.platform, "platform", "linux/amd64", "linux/amd64 or linux/arm64")
+	fs.StringVar(&o.cacheDir, "cache", "", "cache directory (default $XDG_CACHE_HOME/lambdabox)")
+	fs.StringVar(&o.lockFile, "lock", "", "lock file (default lambdabox-<runtime>-<arch>.lock.json)")
+	fs.BoolVar(&o.updateLock, "update-lock", false, "resolve package versions again and rewrite the lock file")
+	fs.StringVar(&o.emulator, "emulator", "", "static lambdabox binary to install as the emulator (default: built from the source tree, or this binary)")
+	fs.StringArrayVar(&o.inputs, "input", nil, "NAME=PATH for a recipe's user-provided files (repeatable)")
+	return cmd
+}
+
+func runBaseBuild(cmd *cobra.Command, runtime string, o baseBuildOptions) error {
+	ctx := cmd.Context()
+	stderr := cmd.ErrOrStderr()
+	start := time.Now()
+	r, err := recipe.Load(runtime)
+	if err != nil {
+		return err
+	}
+	osName, arch, ok := strings.Cut(o.platform, "/")
+	if !ok || osName != "linux" || (arch != "amd64" && arch != "arm64") {
+		return fmt.Errorf("--platform %q: want linux/amd64 or linux/arm64", o.platform)
+	}
+	if o.tag == "" {
+		o.tag = "lambdabox/" + runtime + ":latest"
+	}
+	tag, err := name.NewTag(o.tag)
+	if err != nil {
+		return fmt.Errorf("--tag: %w", err)
+	}
+	type output struct{ kind, path string }
+	var outputs []output
+	for _, s := range o.outputs {
+		kind, path, ok := strings.Cut(s, ":")
+		if !ok || (kind != "oci" && kind != "tar") || path == "" {
+			return fmt.Errorf("--output %q: want oci:DIR or tar:FILE", s)
+		}
+		outputs = append(outputs, output{kind, path})
+	}
+	if len(outputs) == 0 && !o.load && !o.push {
+		outputs = append(outputs, output{"oci", runtime + ".oci"})
+	}
+	for _, out := range outputs {
+		if fi, err := os.Stat(filepath.Dir(out.path)); err != nil || !fi.IsDir() {
+			return fmt.Errorf("--output %s: directory %s does not exist", out.path, filepath.Dir(out.path))
+		}
+	}
+	inputs := map[string]string{}
+	for _, s := range o.inputs {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" || v == "" {
+			return fmt.Errorf("--input %q: want NAME=PATH", s)
+		}
+		inputs[k] = v
+	}
+	if o.cacheDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return fmt.Errorf("--cache: %w", err)
+		}
+		o.cacheDir = filepath.Join(dir, "lambdabox")
+	}
+	if o.lockFile == "" {
+		o.lockFile = fmt.Sprintf("lambdabox-%s-%s.lock.json", runtime, arch)
+	}
+	var epoch time.Time
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", v)
+		}
+		epoch = time.Unix(n, 0)
+	}
+	if o.emulator == "" {
+		wd, _ := os.Getwd()
+		if o.emulator, err = base.FindEmulator(ctx, wd, o.cacheDir, arch); err != nil {
+			return err
+		}
+	}
+	res, err := base.Build(ctx, base.Config{
+		Recipe:     r,
+		CacheDir:   o.cacheDir,
+		LockFile:   o.lockFile,
+		UpdateLock: o.updateLock,
+		Arch:       arch,
+		Epoch:      epoch,
+		Emulator:   o.emulator,
+		Inputs:     inputs,
+		Log:        stderr,
+	})
+	if err != nil {
+		return err
+	}
+	sbom, err := base.SPDX(res.Lock, tag.String(), epoch)
+	if err != nil {
+		return err
+	}
+	for _, out := range outputs {
+		switch out.kind {
+		case "oci":
+			err = image.WriteLayout(out.path, res.Image, tag)
+		case "tar":
+			err = image.WriteTarball(out.path, res.Image, tag)
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(out.path+".spdx.json", sbom, 0o644); err != nil {
+			return fmt.Errorf("writing SBOM: %w", err)
+		}
+	}
+	if o.load {
+		if err := image.Load(ctx, o.engine, res.Image, tag); err != nil {
+			return err
+		}
+	}
+	if o.push {
+		if err := image.Push(ctx, tag, res.Image); err != nil {
+			return err
+		}
+	}
+	digest, err := res.Image.Digest()
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, l := range res.Layers {
+		total += l.Size
+	}
+	fmt.Fprintf(stderr, "built %s %s (%.1f MiB compressed) in %s\n", tag, digest, float64(total)/(1<<20), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(cmd.OutOrStdout(), digest)
+	return nil
+}

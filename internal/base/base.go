@@ -1,0 +1,546 @@
+// Package base builds lambdabox's Lambda base images from recipes: Debian
+// packages fetched and unpacked with apt and dpkg-deb, language packages
+// from PyPI, npm and Maven Central, and lambdabox's own entrypoint and
+// emulator. It needs no container engine.
+//
+// An image has four layers, ordered by how often they change: os, runtime,
+// ric (the Runtime Interface Client and /var/runtime/bootstrap) and
+// entrypoint (lambdabox as /usr/local/bin/aws-lambda-rie and
+// /lambda-entrypoint.sh). Each is cached under the hash of its inputs, so a
+// rebuild with one change rebuilds one layer and an unchanged rebuild
+// rebuilds none.
+package base
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/lambdabox/lambdabox/internal/debian"
+	"github.com/lambdabox/lambdabox/internal/image"
+	"github.com/lambdabox/lambdabox/internal/recipe"
+)
+
+// formatVersion changes whenever the way layers are made changes, so that
+// cached layers from an older lambdabox are not reused.
+const formatVersion = "lambdabox-base-1"
+
+// Config is one base image build. Zero values are the defaults noted.
+type Config struct {
+	// Recipe is the recipe to build. Required.
+	Recipe *recipe.Recipe
+	// CacheDir holds apt state, downloads and built layers. Required.
+	CacheDir string
+	// LockFile is read when it exists and written after resolving. Required.
+	LockFile string
+	// UpdateLock resolves every layer again, ignoring the lock file's pins.
+	UpdateLock bool
+	// Arch is amd64 (default) or arm64.
+	Arch string
+	// Epoch is the mtime of every file and the image's creation time
+	// (SOURCE_DATE_EPOCH); zero means 1970-01-01.
+	Epoch time.Time
+	// Emulator is a static lambdabox binary for Arch, installed as
+	// /usr/local/bin/aws-lambda-rie and /lambda-entrypoint.sh. Required.
+	Emulator string
+	// Inputs maps the recipe's declared inputs to host paths.
+	Inputs map[string]string
+	// Log receives one line per step; nil discards.
+	Log io.Writer
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	switch {
+	case c.Recipe == nil:
+		return errors.New("no recipe")
+	case c.CacheDir == "":
+		return errors.New("no cache directory")
+	case c.LockFile == "":
+		return errors.New("no lock file")
+	case c.Emulator == "":
+		return errors.New("no emulator binary")
+	}
+	switch c.Arch {
+	case "", "amd64", "arm64":
+	default:
+		return fmt.Errorf("architecture %q: want amd64 or arm64", c.Arch)
+	}
+	for _, in := range c.Recipe.Inputs {
+		if c.Inputs[in.Name] == "" {
+			return fmt.Errorf("recipe %s needs --input %s=PATH: %s", c.Recipe.Name, in.Name, in.Help)
+		}
+	}
+	for name, p := range c.Inputs {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("input %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// LayerInfo describes one built layer.
+type LayerInfo struct {
+	Name   string
+	Digest string
+	// Size is the compressed size in bytes.
+	Size int64
+	// Cached is true when the layer came from the cache.
+	Cached bool
+}
+
+// Result is a built image.
+type Result struct {
+	Image  v1.Image
+	Lock   *Lock
+	Layers []LayerInfo
+}
+
+// Build builds the base image.
+func Build(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Arch == "" {
+		cfg.Arch = "amd64"
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	b := &builder{cfg: cfg}
+	for _, d := range []string{"layers", "emulator"} {
+		if err := os.MkdirAll(filepath.Join(cfg.CacheDir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("preparing cache: %w", err)
+		}
+	}
+	lock, err := b.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Lock: lock}
+	var layers []image.Layer
+	for _, nl := range cfg.Recipe.Layers() {
+		ll := lock.Layers[nl.Name]
+		if ll == nil || isEmpty(nl.Layer) {
+			continue
+		}
+		path, cached, err := b.layer(ctx, nl.Name, nl.Layer, ll)
+		if err != nil {
+			return nil, fmt.Errorf("%s layer: %w", nl.Name, err)
+		}
+		layers = append(layers, image.Layer{Path: path, Comment: fmt.Sprintf("lambdabox %s %s layer", cfg.Recipe.Name, nl.Name)})
+		res.Layers = append(res.Layers, LayerInfo{Name: nl.Name, Cached: cached})
+	}
+	path, cached, err := b.entrypointLayer()
+	if err != nil {
+		return nil, fmt.Errorf("entrypoint layer: %w", err)
+	}
+	layers = append(layers, image.Layer{Path: path, Comment: "lambdabox entrypoint and emulator"})
+	res.Layers = append(res.Layers, LayerInfo{Name: "entrypoint", Cached: cached})
+
+	img, err := image.Build(layers, image.Config{
+		Env:          Env(cfg.Recipe),
+		Entrypoint:   []string{"/lambda-entrypoint.sh"},
+		WorkingDir:   "/var/task",
+		Architecture: cfg.Arch,
+		Created:      cfg.Epoch,
+		Labels:       map[string]string{"org.opencontainers.image.title": "lambdabox " + cfg.Recipe.Name},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		sz, err := l.Size()
+		if err != nil {
+			return nil, err
+		}
+		res.Layers[i].Digest, res.Layers[i].Size = d.String(), sz
+	}
+	res.Image = img
+	return res, nil
+}
+
+// Env is the image's environment: the block every AWS base image sets,
+// plus the recipe's own variables, sorted by name.
+func Env(r *recipe.Recipe) []string {
+	env := []string{
+		"LANG=en_US.UTF-8",
+		"TZ=:/etc/localtime",
+		"PATH=/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+		"LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+		"LAMBDA_TASK_ROOT=/var/task",
+		"LAMBDA_RUNTIME_DIR=/var/runtime",
+	}
+	keys := make([]string, 0, len(r.Env))
+	for k := range r.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+r.Env[k])
+	}
+	return env
+}
+
+func isEmpty(l *recipe.Layer) bool {
+	return len(l.Packages) == 0 && l.Pip == nil && l.Npm == nil && l.Maven == nil &&
+		len(l.Unpack) == 0 && len(l.Files) == 0 && len(l.Symlinks) == 0
+}
+
+type builder struct {
+	cfg Config
+	apt *debian.Apt
+}
+
+func (b *builder) logf(format string, args ...any) {
+	fmt.Fprintf(b.cfg.Log, format+"\n", args...)
+}
+
+func (b *builder) debian() (*debian.Apt, error) {
+	if b.apt != nil {
+		return b.apt, nil
+	}
+	a, err := debian.New(debian.Config{Dir: filepath.Join(b.cfg.CacheDir, "apt-"+b.cfg.Arch), Arch: b.cfg.Arch})
+	if err != nil {
+		return nil, err
+	}
+	b.apt = a
+	return a, nil
+}
+
+// hashJSON is the sha256 of v's JSON encoding.
+func hashJSON(v any) string {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only plain data is hashed
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// resolutionInputs are the recipe fields a layer's pins depend on: every
+// layer's packages up to and including this one.
+func resolutionInputs(r *recipe.Recipe, upto int) string {
+	type in struct {
+		Packages, Exclude []string
+		Pip               *recipe.Pip
+		Npm               *recipe.Npm
+		Maven             *recipe.Maven
+	}
+	var ins []in
+	for i, nl := range r.Layers() {
+		if i > upto {
+			break
+		}
+		l := nl.Layer
+		ins = append(ins, in{l.Packages, l.Exclude, l.Pip, l.Npm, l.Maven})
+	}
+	return hashJSON(ins)
+}
+
+// lock reads the lock file, resolves the layers it lacks or whose recipe
+// changed, and writes it back when anything changed.
+func (b *builder) lock(ctx context.Context) (*Lock, error) {
+	r := b.cfg.Recipe
+	old, err := ReadLock(b.cfg.LockFile)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil && (old.Runtime != r.Name || old.Arch != b.cfg.Arch) {
+		return nil, fmt.Errorf("lock file %s is for %s/%s, not %s/%s", b.cfg.LockFile, old.Runtime, old.Arch, r.Name, b.cfg.Arch)
+	}
+	lock := &Lock{Runtime: r.Name, Arch: b.cfg.Arch, Layers: map[string]*LayerLock{}}
+	changed := old == nil
+	var below []string // Debian packages of the layers below
+	var belowExclude []string
+	for i, nl := range r.Layers() {
+		inputs := resolutionInputs(r, i)
+		var prev *LayerLock
+		if old != nil {
+			prev = old.Layers[nl.Name]
+		}
+		if prev != nil && prev.Inputs == inputs && !b.cfg.UpdateLock {
+			lock.Layers[nl.Name] = prev
+		} else {
+			b.logf("resolving %s layer", nl.Name)
+			ll, err := b.resolve(ctx, nl.Name, nl.Layer, below, belowExclude)
+			if err != nil {
+				return nil, fmt.Errorf("resolving %s layer: %w", nl.Name, err)
+			}
+			ll.Inputs = inputs
+			lock.Layers[nl.Name] = ll
+			changed = true
+		}
+		below = append(below, nl.Layer.Packages...)
+		belowExclude = append(belowExclude, nl.Layer.Exclude...)
+	}
+	if changed {
+		if err := lock.Write(b.cfg.LockFile); err != nil {
+			return nil, err
+		}
+		b.logf("wrote lock file %s", b.cfg.LockFile)
+	}
+	return lock, nil
+}
+
+func (b *builder) resolve(ctx context.Context, name string, l *recipe.Layer, below, belowExclude []string) (*LayerLock, error) {
+	ll := &LayerLock{}
+	if len(l.Packages) > 0 {
+		a, err := b.debian()
+		if err != nil {
+			return nil, err
+		}
+		exclude := append(append([]string{}, belowExclude...), l.Exclude...)
+		all, err := a.Resolve(ctx, append(append([]string{}, below...), l.Packages...), exclude)
+		if err != nil {
+			return nil, err
+		}
+		lower := map[string]bool{}
+		if len(below) > 0 {
+			pkgs, err := a.Resolve(ctx, below, belowExclude)
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range pkgs {
+				lower[p.Name] = true
+			}
+		}
+		for _, p := range all {
+			if lower[p.Name] {
+				continue
+			}
+			path, err := a.Fetch(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			if p.SHA256, err = debian.SHA256(path); err != nil {
+				return nil, err
+			}
+			ll.Debs = append(ll.Debs, p)
+		}
+	}
+	if l.Pip != nil {
+		pins, err := pipResolve(ctx, l.Pip, b.cfg.Arch)
+		if err != nil {
+			return nil, err
+		}
+		ll.Pip = pins
+	}
+	if l.Maven != nil {
+		arts, err := b.mavenResolve(ctx, l.Maven)
+		if err != nil {
+			return nil, err
+		}
+		ll.Maven = arts
+	}
+	if l.Npm != nil {
+		pins, err := b.npmResolve(ctx, l.Npm)
+		if err != nil {
+			return nil, err
+		}
+		ll.Npm = pins
+	}
+	return ll, nil
+}
+
+// layer returns the cached .tar.gz of a layer, building it when missing.
+func (b *builder) layer(ctx context.Context, name string, l *recipe.Layer, ll *LayerLock) (string, bool, error) {
+	inputs := map[string]string{}
+	for _, u := range l.Unpack {
+		h, err := hashPath(b.cfg.Inputs[u.Input])
+		if err != nil {
+			return "", false, fmt.Errorf("hashing input %s: %w", u.Input, err)
+		}
+		inputs[u.Input] = h
+	}
+	key := hashJSON(struct {
+		Format, Name, Arch string
+		Epoch              int64
+		Layer              *recipe.Layer
+		Lock               *LayerLock
+		Inputs             map[string]string
+	}{formatVersion, name, b.cfg.Arch, b.cfg.Epoch.Unix(), l, ll, inputs})
+	path := filepath.Join(b.cfg.CacheDir, "layers", key+".tar.gz")
+	if _, err := os.Stat(path); err == nil {
+		b.logf("%s layer: cached", name)
+		return path, true, nil
+	}
+	start := time.Now()
+	t, err := b.tree(ctx, l, ll)
+	if err != nil {
+		return "", false, err
+	}
+	data, err := t.Gzip(b.epoch())
+	if err != nil {
+		return "", false, err
+	}
+	if err := writeFileAtomic(path, data, 0o644); err != nil {
+		return "", false, err
+	}
+	b.logf("%s layer: built in %s, %d files, %.1f MiB compressed", name, time.Since(start).Round(time.Millisecond), t.Len(), float64(len(data))/(1<<20))
+	return path, false, nil
+}
+
+func (b *builder) epoch() time.Time {
+	if b.cfg.Epoch.IsZero() {
+		return time.Unix(0, 0)
+	}
+	return b.cfg.Epoch
+}
+
+// docPrefixes are dropped from Debian packages: documentation, manuals and
+// translations are never read in a Lambda image. Copyright files stay.
+var docPrefixes = []string{"usr/share/man/", "usr/share/info/", "usr/share/locale/", "usr/share/lintian/", "usr/share/doc-base/", "usr/share/bug/"}
+
+func (b *builder) tree(ctx context.Context, l *recipe.Layer, ll *LayerLock) (*image.Tree, error) {
+	t := image.NewTree()
+	if len(ll.Debs) > 0 {
+		a, err := b.debian()
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ll.Debs {
+			path, err := a.Fetch(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			if err := debian.Unpack(ctx, path, t); err != nil {
+				return nil, err
+			}
+		}
+		for _, p := range t.Paths() {
+			drop := strings.HasPrefix(p, "usr/share/doc/") && !strings.HasSuffix(p, "/copyright") && strings.Count(p, "/") > 3
+			for _, pre := range docPrefixes {
+				drop = drop || strings.HasPrefix(p+"/", pre)
+			}
+			if drop {
+				if err := t.Remove(p); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if l.Pip != nil {
+		if err := pipInstall(ctx, l.Pip, ll.Pip, b.cfg.Arch, t); err != nil {
+			return nil, err
+		}
+	}
+	if l.Maven != nil {
+		if err := b.mavenInstall(ctx, l.Maven, ll.Maven, t); err != nil {
+			return nil, err
+		}
+	}
+	if l.Npm != nil {
+		if err := b.npmInstall(ctx, l.Npm, ll.Npm, t); err != nil {
+			return nil, err
+		}
+	}
+	for _, u := range l.Unpack {
+		if err := unpackInput(ctx, b.cfg.Inputs[u.Input], u.Target, t); err != nil {
+			return nil, fmt.Errorf("input %s: %w", u.Input, err)
+		}
+	}
+	for _, f := range l.Files {
+		perm, err := f.Perm()
+		if err != nil {
+			return nil, err
+		}
+		data := []byte(f.Content)
+		if f.Generate == "ca-bundle" {
+			data = caBundle(t)
+		}
+		if err := t.AddFile(f.Path, data, perm); err != nil {
+			return nil, err
+		}
+	}
+	links := make([]string, 0, len(l.Symlinks))
+	for p := range l.Symlinks {
+		links = append(links, p)
+	}
+	sort.Strings(links)
+	for _, p := range links {
+		if err := t.AddSymlink(p, l.Symlinks[p]); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range l.Remove {
+		if err := t.Remove(p); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// caBundle concatenates the certificates under usr/share/ca-certificates,
+// sorted by path, as update-ca-certificates does with the default selection.
+func caBundle(t *image.Tree) []byte {
+	var out []byte
+	for _, p := range t.Paths() {
+		if strings.HasPrefix(p, "usr/share/ca-certificates/") && strings.HasSuffix(p, ".crt") {
+			data, _ := t.File(p)
+			out = append(out, data...)
+			if len(data) > 0 && data[len(data)-1] != '\n' {
+				out = append(out, '\n')
+			}
+		}
+	}
+	return out
+}
+
+// entrypointLayer holds the emulator, the entrypoint symlink and the
+// image's directory layout.
+func (b *builder) entrypointLayer() (string, bool, error) {
+	bin, err := os.ReadFile(b.cfg.Emulator)
+	if err != nil {
+		return "", false, fmt.Errorf("reading emulator: %w", err)
+	}
+	sum := sha256.Sum256(bin)
+	key := hashJSON(struct {
+		Format, Emulator string
+		Epoch            int64
+	}{formatVersion, hex.EncodeToString(sum[:]), b.cfg.Epoch.Unix()})
+	path := filepath.Join(b.cfg.CacheDir, "layers", key+".tar.gz")
+	if _, err := os.Stat(path); err == nil {
+		return path, true, nil
+	}
+	t := image.NewTree()
+	for _, d := range []string{"var/task", "var/runtime", "var/lang/bin", "var/lang/lib", "opt/bin", "opt/lib", "opt/extensions", "tmp"} {
+		if err := t.AddDir(d); err != nil {
+			return "", false, err
+		}
+	}
+	if err := t.AddFile("usr/local/bin/aws-lambda-rie", bin, 0o755); err != nil {
+		return "", false, err
+	}
+	if err := t.AddSymlink("lambda-entrypoint.sh", "/usr/local/bin/aws-lambda-rie"); err != nil {
+		return "", false, err
+	}
+	data, err := t.Gzip(b.epoch())
+	if err != nil {
+		return "", false, err
+	}
+	if err := writeFileAtomic(path, data, 0o644); err != nil {
+		return "", false, err
+	}
+	b.logf("entrypoint layer: %.1f MiB compressed", float64(len(data))/(1<<20))
+	return path, false, nil
+}

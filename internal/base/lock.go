@@ -1,0 +1,92 @@
+package base
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/lambdabox/lambdabox/internal/debian"
+)
+
+// Lock pins every package of a base image, like a package manager's lock
+// file: the build writes it after resolving and reads it on every later
+// build, so two builds from one lock install the same bytes.
+type Lock struct {
+	// Runtime is the recipe's name.
+	Runtime string `json:"runtime"`
+	// Arch is the Debian architecture.
+	Arch string `json:"arch"`
+	// Layers are keyed by layer name: os, runtime, ric.
+	Layers map[string]*LayerLock `json:"layers"`
+}
+
+// LayerLock pins one layer's packages.
+type LayerLock struct {
+	// Inputs is the hash of the recipe fields that the resolution depends
+	// on; when the recipe changes, the layer is resolved again.
+	Inputs string `json:"inputs"`
+	// Debs are Debian packages with their .deb checksums.
+	Debs []debian.Package `json:"debs,omitempty"`
+	// Pip are Python distributions as name==version.
+	Pip []string `json:"pip,omitempty"`
+	// Npm are npm packages as name@version.
+	Npm []string `json:"npm,omitempty"`
+	// Maven are the jar files copied, with their sha256.
+	Maven []Artifact `json:"maven,omitempty"`
+}
+
+// Artifact is one downloaded file and its checksum.
+type Artifact struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+}
+
+// ReadLock reads a lock file; a missing file gives (nil, nil).
+func ReadLock(path string) (*Lock, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading lock file: %w", err)
+	}
+	var l Lock
+	if err := json.Unmarshal(data, &l); err != nil {
+		return nil, fmt.Errorf("reading lock file %s: %w", path, err)
+	}
+	return &l, nil
+}
+
+// Write writes the lock file atomically.
+func (l *Lock) Write(path string) error {
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(data, '\n'), 0o644)
+}
+
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Chmod(f.Name(), mode); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,340 @@
+// Package debian resolves, fetches and unpacks Debian packages with
+// Debian's own tools: apt-get and apt-cache with a private state directory
+// (the host's package database is never read or written) and dpkg-deb.
+// Maintainer scripts are never run.
+package debian
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrPackageNotFound is returned for a package name or pinned version the
+// archive does not have.
+var ErrPackageNotFound = errors.New("debian package not found")
+
+// Config says which archive to use and where apt keeps its state.
+type Config struct {
+	// Dir holds apt's private state, lists and downloaded packages. Required.
+	Dir string
+	// Suite is the Debian release; default "bookworm". Its -updates and
+	// -security suites are used too.
+	Suite string
+	// Mirror is the Debian archive; default http://deb.debian.org/debian.
+	Mirror string
+	// SecurityMirror is the security archive; default http://deb.debian.org/debian-security.
+	SecurityMirror string
+	// Arch is the Debian architecture; default amd64.
+	Arch string
+	// Keyring verifies the archive; default /usr/share/keyrings/debian-archive-keyring.gpg.
+	Keyring string
+	// MaxListAge is how old the package lists may be before Resolve
+	// refreshes them; default 6h.
+	MaxListAge time.Duration
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("debian: Dir is required")
+	}
+	switch c.Arch {
+	case "", "amd64", "arm64":
+	default:
+		return fmt.Errorf("debian: architecture %q: want amd64 or arm64", c.Arch)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Suite == "" {
+		c.Suite = "bookworm"
+	}
+	if c.Mirror == "" {
+		c.Mirror = "http://deb.debian.org/debian"
+	}
+	if c.SecurityMirror == "" {
+		c.SecurityMirror = "http://deb.debian.org/debian-security"
+	}
+	if c.Arch == "" {
+		c.Arch = "amd64"
+	}
+	if c.Keyring == "" {
+		c.Keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+	}
+	if c.MaxListAge == 0 {
+		c.MaxListAge = 6 * time.Hour
+	}
+	return c
+}
+
+// Package is one resolved binary package.
+type Package struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Arch    string `json:"arch"`
+	// SHA256 is the .deb's checksum, recorded in the lock file.
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// File is the package's .deb file name.
+func (p Package) File() string {
+	v := strings.ReplaceAll(p.Version, ":", "%3a")
+	return fmt.Sprintf("%s_%s_%s.deb", p.Name, v, p.Arch)
+}
+
+// Apt runs apt against a private state directory.
+type Apt struct {
+	cfg      Config
+	mu       sync.Mutex
+	updated  bool
+	statusID int
+}
+
+// New prepares the private apt directory.
+func New(cfg Config) (*Apt, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Dir = dir
+	for _, d := range []string{"lists/partial", "archives/partial", "etc/apt.conf.d", "etc/preferences.d", "debs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("preparing apt state: %w", err)
+		}
+	}
+	sources := fmt.Sprintf("deb [signed-by=%[1]s] %[2]s %[3]s main\ndeb [signed-by=%[1]s] %[2]s %[3]s-updates main\ndeb [signed-by=%[1]s] %[4]s %[3]s-security main\n",
+		cfg.Keyring, cfg.Mirror, cfg.Suite, cfg.SecurityMirror)
+	if err := os.WriteFile(filepath.Join(dir, "etc/sources.list"), []byte(sources), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "status"), nil, 0o644); err != nil {
+		return nil, err
+	}
+	return &Apt{cfg: cfg}, nil
+}
+
+func (a *Apt) opts(status string) []string {
+	d := a.cfg.Dir
+	if status == "" {
+		status = filepath.Join(d, "status")
+	}
+	return []string{
+		"-o", "Dir::Etc=" + filepath.Join(d, "etc"),
+		"-o", "Dir::Etc::SourceList=" + filepath.Join(d, "etc/sources.list"),
+		"-o", "Dir::Etc::SourceParts=/dev/null",
+		"-o", "Dir::State=" + d,
+		"-o", "Dir::State::Lists=" + filepath.Join(d, "lists"),
+		"-o", "Dir::State::status=" + status,
+		"-o", "Dir::Cache=" + d,
+		"-o", "Dir::Cache::Archives=" + filepath.Join(d, "archives"),
+		"-o", "APT::Architecture=" + a.cfg.Arch,
+		"-o", "APT::Architectures=" + a.cfg.Arch,
+		"-o", "Debug::NoLocking=1",
+		"-o", "Acquire::Languages=none",
+		"-o", "APT::Sandbox::User=root",
+	}
+}
+
+func (a *Apt) run(ctx context.Context, dir, status, tool string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, tool, append(a.opts(status), args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if m := notFound.FindStringSubmatch(msg); m != nil {
+			return nil, fmt.Errorf("%w: %s in %s", ErrPackageNotFound, m[1], a.cfg.Suite)
+		}
+		return nil, fmt.Errorf("%s %s: %w: %s", tool, args[0], err, msg)
+	}
+	return stdout.Bytes(), nil
+}
+
+var notFound = regexp.MustCompile(`(?:Unable to locate package|Version '[^']*' for '[^']*' was not found|Package '?)\s*([^\s']+)`)
+
+// Update refreshes the package lists when they are older than MaxListAge
+// (or when force is set).
+func (a *Apt) Update(ctx context.Context, force bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.updated && !force {
+		return nil
+	}
+	stamp := filepath.Join(a.cfg.Dir, "lists", ".lambdabox-updated")
+	if fi, err := os.Stat(stamp); err == nil && !force && time.Since(fi.ModTime()) < a.cfg.MaxListAge {
+		a.updated = true
+		return nil
+	}
+	if _, err := a.run(ctx, a.cfg.Dir, "", "apt-get", "update", "-q"); err != nil {
+		return fmt.Errorf("updating package lists: %w", err)
+	}
+	a.updated = true
+	return os.WriteFile(stamp, nil, 0o644)
+}
+
+// Resolve returns the packages that installing include pulls in, without
+// recommends, sorted by name. Packages in exclude count as installed
+// already: they and the dependencies only they need are left out.
+func (a *Apt) Resolve(ctx context.Context, include, exclude []string) ([]Package, error) {
+	if len(include) == 0 {
+		return nil, nil
+	}
+	if err := a.Update(ctx, false); err != nil {
+		return nil, err
+	}
+	status := ""
+	if len(exclude) > 0 {
+		var err error
+		if status, err = a.fakeStatus(ctx, exclude); err != nil {
+			return nil, err
+		}
+		defer os.Remove(status)
+	}
+	args := append([]string{"install", "-s", "-q", "--no-install-recommends"}, include...)
+	out, err := a.run(ctx, a.cfg.Dir, status, "apt-get", args...)
+	if err != nil {
+		return nil, fmt.Errorf("resolving %s: %w", strings.Join(include, " "), err)
+	}
+	var pkgs []Package
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		m := instLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		pkgs = append(pkgs, Package{Name: m[1], Version: m[2], Arch: m[3]})
+	}
+	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].Name < pkgs[j].Name })
+	return pkgs, nil
+}
+
+// "Inst libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64])"
+var instLine = regexp.MustCompile(`^Inst (\S+) (?:\[\S+\] )?\((\S+) .*\[(\S+)\]\)`)
+
+// fakeStatus writes a dpkg status file that lists the excluded packages as
+// installed, at their candidate versions.
+func (a *Apt) fakeStatus(ctx context.Context, exclude []string) (string, error) {
+	args := append([]string{"show", "--no-all-versions"}, exclude...)
+	out, err := a.run(ctx, a.cfg.Dir, "", "apt-cache", args...)
+	if err != nil {
+		return "", fmt.Errorf("looking up excluded packages: %w", err)
+	}
+	var buf bytes.Buffer
+	// Only the fields that satisfy dependencies: an excluded package's own
+	// dependencies must not count as broken.
+	keep := map[string]bool{"Package": true, "Version": true, "Architecture": true, "Provides": true, "Multi-Arch": true}
+	for _, stanza := range bytes.Split(bytes.TrimSpace(out), []byte("\n\n")) {
+		for _, line := range strings.Split(string(stanza), "\n") {
+			if k, _, ok := strings.Cut(line, ":"); ok && keep[k] {
+				buf.WriteString(line + "\n")
+			}
+		}
+		buf.WriteString("Status: install ok installed\n\n")
+	}
+	a.mu.Lock()
+	a.statusID++
+	name := filepath.Join(a.cfg.Dir, fmt.Sprintf("status.%d.%d", os.Getpid(), a.statusID))
+	a.mu.Unlock()
+	return name, os.WriteFile(name, buf.Bytes(), 0o644)
+}
+
+// Fetch returns the path of the package's .deb in the cache, downloading
+// it with apt-get download when missing. A pinned SHA256 is verified.
+func (a *Apt) Fetch(ctx context.Context, p Package) (string, error) {
+	path := filepath.Join(a.cfg.Dir, "debs", p.File())
+	if _, err := os.Stat(path); err != nil {
+		if err := a.Update(ctx, false); err != nil {
+			return "", err
+		}
+		tmp, err := os.MkdirTemp(filepath.Join(a.cfg.Dir, "debs"), ".dl-")
+		if err != nil {
+			return "", err
+		}
+		defer os.RemoveAll(tmp)
+		if _, err := a.run(ctx, tmp, "", "apt-get", "download", "-q", p.Name+":"+p.Arch+"="+p.Version); err != nil {
+			return "", fmt.Errorf("downloading %s %s: %w", p.Name, p.Version, err)
+		}
+		ents, err := os.ReadDir(tmp)
+		if err != nil || len(ents) != 1 {
+			return "", fmt.Errorf("downloading %s %s: apt-get download left %d files", p.Name, p.Version, len(ents))
+		}
+		if err := os.Rename(filepath.Join(tmp, ents[0].Name()), path); err != nil {
+			return "", err
+		}
+	}
+	if p.SHA256 != "" {
+		sum, err := fileSHA256(path)
+		if err != nil {
+			return "", err
+		}
+		if sum != p.SHA256 {
+			os.Remove(path)
+			return "", fmt.Errorf("%s: sha256 %s, lock file says %s", p.File(), sum, p.SHA256)
+		}
+	}
+	return path, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// SHA256 returns the checksum of a fetched .deb.
+func SHA256(path string) (string, error) { return fileSHA256(path) }
+
+// TarAdder takes a tar stream; *image.Tree implements it.
+type TarAdder interface {
+	AddTar(r io.Reader) error
+}
+
+// Unpack adds the files of a .deb to t, read with dpkg-deb --fsys-tarfile.
+func Unpack(ctx context.Context, deb string, t TarAdder) error {
+	cmd := exec.CommandContext(ctx, "dpkg-deb", "--fsys-tarfile", deb)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("dpkg-deb: %w", err)
+	}
+	addErr := t.AddTar(out)
+	_, _ = io.Copy(io.Discard, out)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("dpkg-deb --fsys-tarfile %s: %w: %s", filepath.Base(deb), err, strings.TrimSpace(stderr.String()))
+	}
+	if addErr != nil {
+		return fmt.Errorf("unpacking %s: %w", filepath.Base(deb), addErr)
+	}
+	return nil
+}

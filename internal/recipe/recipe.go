@@ -1,0 +1,292 @@
+package recipe
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+//go:embed recipes/*.toml
+var builtin embed.FS
+
+// ErrUnknownRuntime is returned by Load for a runtime with no recipe.
+var ErrUnknownRuntime = errors.New("unknown runtime")
+
+// Recipe describes one base image.
+type Recipe struct {
+	// Name is the runtime's name, e.g. "python3.11"; it must match the file name.
+	Name string `toml:"name"`
+	// Description is one line shown by `lambdabox base ls`.
+	Description string `toml:"description"`
+	// Env holds environment variables added to the standard ENV block.
+	Env map[string]string `toml:"env"`
+	// Inputs are files the user must provide with --input NAME=PATH.
+	Inputs []Input `toml:"inputs"`
+	// OS is the operating system layer: changes least often.
+	OS Layer `toml:"os"`
+	// Runtime is the language runtime layer (/var/lang).
+	Runtime Layer `toml:"runtime"`
+	// RIC is the Runtime Interface Client and /var/runtime/bootstrap.
+	RIC Layer `toml:"ric"`
+}
+
+// Input is a file or directory the user provides, for what no reachable
+// registry serves (the .NET runtime, Amazon.Lambda.RuntimeSupport).
+type Input struct {
+	// Name is the key given on the command line (--input NAME=PATH).
+	Name string `toml:"name"`
+	// Help says what the input is and where to get it.
+	Help string `toml:"help"`
+}
+
+// Layer is what one image layer contains. The build applies the fields in
+// the order they are declared here.
+type Layer struct {
+	// Packages are Debian packages, installed with their dependencies.
+	Packages []string `toml:"packages"`
+	// Exclude are Debian packages treated as already present: they and the
+	// dependencies only they need are left out (maintainer-script tools such
+	// as dpkg, debconf and perl-base, never run in a Lambda image).
+	Exclude []string `toml:"exclude"`
+	// Pip installs Python distributions as binary wheels into a directory.
+	Pip *Pip `toml:"pip"`
+	// Npm installs npm packages into a directory.
+	Npm *Npm `toml:"npm"`
+	// Maven copies Maven artifacts and their runtime dependencies into a directory.
+	Maven *Maven `toml:"maven"`
+	// Unpack extracts a user-provided tarball or copies a user-provided
+	// directory into the image.
+	Unpack []Unpack `toml:"unpack"`
+	// Files are written verbatim.
+	Files []File `toml:"files"`
+	// Symlinks maps a link's path to its target.
+	Symlinks map[string]string `toml:"symlinks"`
+	// Remove lists paths (and everything below them) dropped from the layer.
+	Remove []string `toml:"remove"`
+}
+
+// Pip installs wheels for one CPython version and platform with
+// pip install --target.
+type Pip struct {
+	// Packages are requirement specifiers, e.g. "awslambdaric".
+	Packages []string `toml:"packages"`
+	// Target is the directory in the image, e.g. "/var/runtime".
+	Target string `toml:"target"`
+	// Python is the CPython version the wheels are for, e.g. "3.11".
+	Python string `toml:"python"`
+}
+
+// Npm installs npm packages into Target/node_modules.
+type Npm struct {
+	Packages []string `toml:"packages"`
+	Target   string   `toml:"target"`
+	// NodeHeaders is the Debian package with the image Node's headers, used
+	// to build native addons against the image's Node.
+	NodeHeaders string `toml:"node_headers"`
+}
+
+// Maven copies artifacts ("group:artifact:version") and their runtime
+// dependencies into Target.
+type Maven struct {
+	Artifacts []string `toml:"artifacts"`
+	Target    string   `toml:"target"`
+}
+
+// Unpack puts a user-provided input into the image.
+type Unpack struct {
+	// Input names an entry of Recipe.Inputs.
+	Input string `toml:"input"`
+	// Target is the directory in the image.
+	Target string `toml:"target"`
+}
+
+// File is a file written into the image.
+type File struct {
+	Path    string `toml:"path"`
+	Content string `toml:"content"`
+	// Generate names a generator that computes the content from the layer
+	// so far instead: "ca-bundle" concatenates /usr/share/ca-certificates,
+	// as Debian's update-ca-certificates does.
+	Generate string `toml:"generate"`
+	// Mode is the file's permission bits as an octal string; default "0644".
+	Mode string `toml:"mode"`
+}
+
+// Layers returns the recipe's layers with their names, in image order.
+func (r *Recipe) Layers() []NamedLayer {
+	return []NamedLayer{{"os", &r.OS}, {"runtime", &r.Runtime}, {"ric", &r.RIC}}
+}
+
+// NamedLayer is a layer and its name in the recipe.
+type NamedLayer struct {
+	Name  string
+	Layer *Layer
+}
+
+// Parse reads a recipe from TOML. Unknown keys are errors, so a misspelt
+// field never goes unnoticed.
+func Parse(name string, data []byte) (*Recipe, error) {
+	var r Recipe
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&r)
+	if err != nil {
+		return nil, fmt.Errorf("parsing recipe %s: %w", name, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("parsing recipe %s: unknown keys %s", name, strings.Join(keys, ", "))
+	}
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("recipe %s: %w", name, err)
+	}
+	return &r, nil
+}
+
+// Validate checks that the recipe is complete and its paths are absolute.
+func (r *Recipe) Validate() error {
+	if r.Name == "" {
+		return errors.New("name is required")
+	}
+	inputs := map[string]bool{}
+	for _, in := range r.Inputs {
+		if in.Name == "" {
+			return errors.New("an input has no name")
+		}
+		inputs[in.Name] = true
+	}
+	for _, nl := range r.Layers() {
+		l := nl.Layer
+		check := func(what, p string) error {
+			if !path.IsAbs(p) || path.Clean(p) != p {
+				return fmt.Errorf("%s: %s %q must be a clean absolute path", nl.Name, what, p)
+			}
+			return nil
+		}
+		for _, p := range l.Packages {
+			if p == "" || strings.ContainsAny(p, " =/") {
+				return fmt.Errorf("%s: bad Debian package name %q", nl.Name, p)
+			}
+		}
+		if l.Pip != nil {
+			if len(l.Pip.Packages) == 0 || l.Pip.Python == "" {
+				return fmt.Errorf("%s: pip needs packages and python", nl.Name)
+			}
+			if err := check("pip target", l.Pip.Target); err != nil {
+				return err
+			}
+		}
+		if l.Npm != nil {
+			if len(l.Npm.Packages) == 0 {
+				return fmt.Errorf("%s: npm needs packages", nl.Name)
+			}
+			if err := check("npm target", l.Npm.Target); err != nil {
+				return err
+			}
+		}
+		if l.Maven != nil {
+			if len(l.Maven.Artifacts) == 0 {
+				return fmt.Errorf("%s: maven needs artifacts", nl.Name)
+			}
+			for _, a := range l.Maven.Artifacts {
+				if strings.Count(a, ":") != 2 {
+					return fmt.Errorf("%s: maven artifact %q: want group:artifact:version", nl.Name, a)
+				}
+			}
+			if err := check("maven target", l.Maven.Target); err != nil {
+				return err
+			}
+		}
+		for _, u := range l.Unpack {
+			if !inputs[u.Input] {
+				return fmt.Errorf("%s: unpack names undeclared input %q", nl.Name, u.Input)
+			}
+			if err := check("unpack target", u.Target); err != nil {
+				return err
+			}
+		}
+		for _, f := range l.Files {
+			if err := check("file", f.Path); err != nil {
+				return err
+			}
+			if f.Generate != "" && (f.Content != "" || f.Generate != "ca-bundle") {
+				return fmt.Errorf("%s: file %s: generate %q: want \"ca-bundle\" and no content", nl.Name, f.Path, f.Generate)
+			}
+			if _, err := f.Perm(); err != nil {
+				return fmt.Errorf("%s: file %s: %w", nl.Name, f.Path, err)
+			}
+		}
+		for p, target := range l.Symlinks {
+			if err := check("symlink", p); err != nil {
+				return err
+			}
+			if target == "" {
+				return fmt.Errorf("%s: symlink %s has no target", nl.Name, p)
+			}
+		}
+		for _, p := range l.Remove {
+			if err := check("remove", p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Perm returns the file's permission bits.
+func (f File) Perm() (fs.FileMode, error) {
+	if f.Mode == "" {
+		return 0o644, nil
+	}
+	var m uint32
+	if _, err := fmt.Sscanf(f.Mode, "%o", &m); err != nil || m > 0o777 {
+		return 0, fmt.Errorf("mode %q: want octal permission bits such as \"0755\"", f.Mode)
+	}
+	return fs.FileMode(m), nil
+}
+
+// Load returns the built-in recipe for a runtime.
+func Load(runtime string) (*Recipe, error) {
+	data, err := builtin.ReadFile("recipes/" + runtime + ".toml")
+	if err != nil || strings.ContainsAny(runtime, "/\\") {
+		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownRuntime, runtime, strings.Join(Names(), ", "))
+	}
+	r, err := Parse(runtime+".toml", data)
+	if err != nil {
+		return nil, err
+	}
+	if r.Name != runtime {
+		return nil, fmt.Errorf("recipe %s.toml: name is %q", runtime, r.Name)
+	}
+	return r, nil
+}
+
+// Source returns the TOML text of a built-in recipe.
+func Source(runtime string) ([]byte, error) {
+	data, err := builtin.ReadFile("recipes/" + runtime + ".toml")
+	if err != nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownRuntime, runtime)
+	}
+	return data, nil
+}
+
+// Names lists the built-in recipes, sorted.
+func Names() []string {
+	ents, _ := fs.ReadDir(builtin, "recipes")
+	var names []string
+	for _, e := range ents {
+		if n, ok := strings.CutSuffix(e.Name(), ".toml"); ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
