@@ -3,10 +3,8 @@ package httpfront
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
+	"github.com/lambdabox/lambdabox/internal/xray"
 )
 
 // Function runs invocations of one function; *pool.Pool implements it.
@@ -210,7 +209,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, id string) *front
 	}
 	traceID := r.Header.Get("X-Amzn-Trace-Id")
 	if traceID == "" {
-		traceID = newTraceID(time.Now())
+		traceID = xray.NewTraceID(time.Now())
 	}
 	meta := Meta{
 		RequestID:      id,
@@ -367,13 +366,4 @@ func shortID(s string, n int) string {
 	sum := sha256.Sum256([]byte(s))
 	id := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:]))
 	return id[:n]
-}
-
-// newTraceID makes an X-Ray trace header: Root=1-<8 hex epoch>-<24 hex>;
-// Parent=<16 hex>;Sampled=0.
-func newTraceID(now time.Time) string {
-	var b [20]byte
-	_, _ = rand.Read(b[:])
-	return "Root=1-" + strconv.FormatInt(now.Unix(), 16) + "-" + hex.EncodeToString(b[:12]) +
-		";Parent=" + hex.EncodeToString(b[12:]) + ";Sampled=0"
 }

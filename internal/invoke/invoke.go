@@ -6,9 +6,7 @@ package invoke
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -27,6 +25,7 @@ import (
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/pool"
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
+	"github.com/lambdabox/lambdabox/internal/xray"
 )
 
 // Payload limits of the Invoke API.
@@ -230,7 +229,7 @@ func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *enviro
 	}
 	traceID := r.Header.Get("X-Amzn-Trace-Id")
 	if traceID == "" {
-		traceID = newTraceID(time.Now())
+		traceID = xray.NewTraceID(time.Now())
 	}
 	arn := fn.cfg.ARN()
 	if q := r.URL.Query().Get("Qualifier"); q != "" {
@@ -388,13 +387,4 @@ func readPayload(body io.Reader, limit int64, invType string) ([]byte, *apiError
 			Msg: "Could not parse request body into json: Could not parse payload into json: " + err.Error()}
 	}
 	return b, nil
-}
-
-// newTraceID makes an X-Ray trace header: Root=1-<8 hex epoch>-<24 hex>;
-// Parent=<16 hex>;Sampled=0.
-func newTraceID(now time.Time) string {
-	var b [20]byte
-	_, _ = rand.Read(b[:])
-	return "Root=1-" + strconv.FormatInt(now.Unix(), 16) + "-" + hex.EncodeToString(b[:12]) +
-		";Parent=" + hex.EncodeToString(b[12:]) + ";Sampled=0"
 }

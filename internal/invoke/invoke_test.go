@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
@@ -98,12 +96,5 @@ func TestEmptyPayloadIsEmptyObject(t *testing.T) {
 	resp.Body.Close()
 	if p := <-got; p != "{}" {
 		t.Errorf("payload %q, want {}", p)
-	}
-}
-
-func TestNewTraceID(t *testing.T) {
-	id := newTraceID(time.Unix(0x5759e988, 0))
-	if !regexp.MustCompile(`^Root=1-5759e988-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$`).MatchString(id) {
-		t.Errorf("trace id %q", id)
 	}
 }
