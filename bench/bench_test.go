@@ -18,6 +18,7 @@ import (
 
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
+	"github.com/lambdabox/lambdabox/internal/httpfront"
 	"github.com/lambdabox/lambdabox/internal/invoke"
 	"github.com/lambdabox/lambdabox/internal/pool"
 	"github.com/lambdabox/lambdabox/internal/sandbox/process"
@@ -77,18 +78,32 @@ func helloBootstrap(tb testing.TB) string {
 }
 
 // startLambdabox serves the hello-go function in-process as `lambdabox rie`
-// does (see serve in cmd/lambdabox/rie.go; no Event queue is needed), with
-// up to maxConcurrency environments, on a free loopback port. It returns the
-// Invoke URL and the pool; everything is shut down when tb's test or
-// benchmark run ends.
+// does, with up to maxConcurrency environments; see serveFunction.
 func startLambdabox(tb testing.TB, maxConcurrency int) (string, *pool.Pool) {
 	tb.Helper()
-	boot := helloBootstrap(tb)
+	srv := serveFunction(tb, helloBootstrap(tb), maxConcurrency, false)
+	return srv.invokeURL, srv.pool
+}
+
+// served is a function served in-process.
+type served struct {
+	invokeURL string // the Invoke API's invocations URL of the function
+	baseURL   string // the Invoke API's root
+	urlFront  string // the function URL (RESPONSE_STREAM mode)
+	pool      *pool.Pool
+}
+
+// serveFunction serves the function boot in-process as `lambdabox rie` does
+// (see serve in cmd/lambdabox; no Event queue is needed): the Invoke API
+// and a streaming function URL, on free loopback ports, with up to
+// maxConcurrency environments. Everything is shut down when tb ends.
+func serveFunction(tb testing.TB, boot string, maxConcurrency int, shaping bool) served {
+	tb.Helper()
 	cfg := function.Config{
 		Name:    "bench_function",
 		Command: []string{boot},
 		Dir:     filepath.Dir(boot),
-		Timeout: 30 * time.Second,
+		Timeout: 60 * time.Second,
 	}.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		tb.Fatal(err)
@@ -102,6 +117,7 @@ func startLambdabox(tb testing.TB, maxConcurrency int) (string, *pool.Pool) {
 				Function:       cfg,
 				Driver:         process.Driver{},
 				RuntimeAPIAddr: "127.0.0.1:0",
+				StreamShaping:  shaping,
 				Output:         io.Discard,
 			})
 		},
@@ -111,21 +127,35 @@ func startLambdabox(tb testing.TB, maxConcurrency int) (string, *pool.Pool) {
 	}
 	inv := invoke.NewServer(nil)
 	inv.Add(cfg, p, nil) // only synchronous invokes: no Event queue
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	url, err := httpfront.NewFunctionURL(p, httpfront.Config{FunctionARN: cfg.ARN(), Streaming: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &http.Server{Handler: inv, ReadHeaderTimeout: 30 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	var servers []*http.Server
+	listen := func(h http.Handler) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+		servers = append(servers, srv)
+		go func() { _ = srv.Serve(ln) }()
+		return "http://" + ln.Addr().String()
+	}
+	s := served{baseURL: listen(inv), urlFront: listen(url), pool: p}
+	s.invokeURL = s.baseURL + "/2015-03-31/functions/function/invocations"
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		err := errors.Join(srv.Shutdown(ctx), p.Close(ctx))
-		if err != nil {
+		var errs []error
+		for _, srv := range servers {
+			errs = append(errs, srv.Shutdown(ctx))
+		}
+		if err := errors.Join(append(errs, p.Close(ctx))...); err != nil {
 			tb.Errorf("shutting lambdabox down: %v", err)
 		}
 	})
-	return "http://" + ln.Addr().String() + "/2015-03-31/functions/function/invocations", p
+	return s
 }
 
 // startEcho serves a plain net/http handler that answers with the request

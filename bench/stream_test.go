@@ -1,0 +1,145 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+)
+
+const streamSize = 100 << 20 // 100 MiB
+
+var (
+	gofnOnce sync.Once
+	gofnBoot string
+	gofnErr  error
+)
+
+// gofnBootstrap builds the streaming test function of cmd/lambdabox once.
+func gofnBootstrap(tb testing.TB) string {
+	tb.Helper()
+	gofnOnce.Do(func() {
+		out := filepath.Join(tmpDir, "gofn", "bootstrap")
+		cmd := exec.Command("go", "build", "-o", out, "../cmd/lambdabox/testdata/gofn")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			gofnErr = fmt.Errorf("go build gofn: %v\n%s", err, b)
+			return
+		}
+		gofnBoot = out
+	})
+	if gofnErr != nil {
+		tb.Fatal(gofnErr)
+	}
+	return gofnBoot
+}
+
+// rawCopyMBs is the baseline: a plain Go HTTP server writing 100 MiB over
+// loopback to a client that reads and discards it.
+func rawCopyMBs(b *testing.B) float64 {
+	chunk := bytes.Repeat([]byte("z"), 32<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for n := 0; n < streamSize; n += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	start := time.Now()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n < streamSize {
+		b.Fatalf("raw copy: %d bytes, %v", n, err)
+	}
+	return float64(n) / (1 << 20) / time.Since(start).Seconds()
+}
+
+// BenchmarkStream100MiB streams 100 MiB from an aws-lambda-go function
+// through InvokeWithResponseStream (shaping off) and compares the rate
+// with a raw loopback HTTP copy measured in the same run.
+func BenchmarkStream100MiB(b *testing.B) {
+	s := serveFunction(b, gofnBootstrap(b), 1, false)
+	url := s.baseURL + "/2021-11-15/functions/function/response-streaming-invocations"
+	payload := fmt.Sprintf(`{"op":"streambig","size":%d}`, streamSize)
+	var raw, lb []float64
+	for b.Loop() {
+		raw = append(raw, rawCopyMBs(b))
+		start := time.Now()
+		resp, err := http.Post(url, "application/json", bytes.NewReader([]byte(payload)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		dec := eventstream.NewDecoder()
+		var n int
+		var complete string
+		buf := make([]byte, 64<<10)
+		for {
+			msg, err := dec.Decode(resp.Body, buf)
+			if err != nil {
+				break
+			}
+			switch msg.Headers.Get(":event-type").String() {
+			case "PayloadChunk":
+				n += len(msg.Payload)
+			case "InvokeComplete":
+				complete = string(msg.Payload)
+			}
+		}
+		resp.Body.Close()
+		if n != streamSize || complete != "{}" {
+			b.Fatalf("streamed %d bytes, InvokeComplete %s", n, complete)
+		}
+		lb = append(lb, float64(n)/(1<<20)/time.Since(start).Seconds())
+	}
+	med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
+	b.ReportMetric(med(raw), "raw-MiB/s")
+	b.ReportMetric(med(lb), "stream-MiB/s")
+	b.ReportMetric(med(lb)/med(raw), "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkFunctionURLTTFB measures the time to the first body byte of a
+// streaming function URL whose function writes its first chunk at once.
+func BenchmarkFunctionURLTTFB(b *testing.B) {
+	s := serveFunction(b, gofnBootstrap(b), 1, false)
+	client := NewClient(1)
+	var ttfb []time.Duration
+	one := func() time.Duration {
+		start := time.Now()
+		resp, err := client.Post(s.urlFront+"/", "application/json", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(start)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return d
+	}
+	one() // Init
+	for b.Loop() {
+		ttfb = append(ttfb, one())
+	}
+	sort.Slice(ttfb, func(i, j int) bool { return ttfb[i] < ttfb[j] })
+	b.ReportMetric(micros(ttfb[len(ttfb)/2]), "ttfb-p50-µs")
+	b.ReportMetric(micros(ttfb[len(ttfb)*99/100]), "ttfb-p99-µs")
+	b.ReportMetric(0, "ns/op")
+}
