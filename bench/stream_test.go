@@ -20,28 +20,31 @@ import (
 const streamSize = 100 << 20 // 100 MiB
 
 var (
-	gofnOnce sync.Once
-	gofnBoot string
-	gofnErr  error
+	testFnOnce sync.Once
+	testFnDir  string // holds gofn and goweb, cmd/lambdabox's test functions
+	testFnErr  error
 )
 
-// gofnBootstrap builds the streaming test function of cmd/lambdabox once.
-func gofnBootstrap(tb testing.TB) string {
+// testFunction builds cmd/lambdabox's test functions once and returns the
+// bootstrap of one: "gofn" (its op "streambig" streams N bytes) or "goweb"
+// (a function URL handler that streams on /stream).
+func testFunction(tb testing.TB, name string) string {
 	tb.Helper()
-	gofnOnce.Do(func() {
-		out := filepath.Join(tmpDir, "gofn", "bootstrap")
-		cmd := exec.Command("go", "build", "-o", out, "../cmd/lambdabox/testdata/gofn")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			gofnErr = fmt.Errorf("go build gofn: %v\n%s", err, b)
-			return
+	testFnOnce.Do(func() {
+		testFnDir = filepath.Join(tmpDir, "testfn")
+		for _, fn := range []string{"gofn", "goweb"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(testFnDir, fn, "bootstrap"), "../cmd/lambdabox/testdata/"+fn)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				testFnErr = fmt.Errorf("go build %s: %v\n%s", fn, err, b)
+				return
+			}
 		}
-		gofnBoot = out
 	})
-	if gofnErr != nil {
-		tb.Fatal(gofnErr)
+	if testFnErr != nil {
+		tb.Fatal(testFnErr)
 	}
-	return gofnBoot
+	return filepath.Join(testFnDir, name, "bootstrap")
 }
 
 // rawCopyMBs is the baseline: a plain Go HTTP server writing 100 MiB over
@@ -73,7 +76,7 @@ func rawCopyMBs(b *testing.B) float64 {
 // through InvokeWithResponseStream (shaping off) and compares the rate
 // with a raw loopback HTTP copy measured in the same run.
 func BenchmarkStream100MiB(b *testing.B) {
-	s := serveFunction(b, gofnBootstrap(b), 1, false)
+	s := serveFunction(b, testFunction(b, "gofn"), 1, false)
 	url := s.baseURL + "/2021-11-15/functions/function/response-streaming-invocations"
 	payload := fmt.Sprintf(`{"op":"streambig","size":%d}`, streamSize)
 	var raw, lb []float64
@@ -114,14 +117,15 @@ func BenchmarkStream100MiB(b *testing.B) {
 }
 
 // BenchmarkFunctionURLTTFB measures the time to the first body byte of a
-// streaming function URL whose function writes its first chunk at once.
+// streaming function URL whose function (aws-lambda-go's
+// LambdaFunctionURLStreamingResponse) writes its first chunk at once.
 func BenchmarkFunctionURLTTFB(b *testing.B) {
-	s := serveFunction(b, gofnBootstrap(b), 1, false)
+	s := serveFunction(b, testFunction(b, "goweb"), 1, false)
 	client := NewClient(1)
 	var ttfb []time.Duration
 	one := func() time.Duration {
 		start := time.Now()
-		resp, err := client.Post(s.urlFront+"/", "application/json", nil)
+		resp, err := client.Get(s.urlFront + "/stream")
 		if err != nil {
 			b.Fatal(err)
 		}
