@@ -77,8 +77,66 @@ func helloBootstrap(tb testing.TB) string {
 	return bootstrap
 }
 
-// startLambdabox serves the hello-go function in-process as `lambdabox rie`
-// does, with up to maxConcurrency environments; see serveFunction.
+var (
+	rieOnce sync.Once
+	rieBin  string // cmd/lambdabox, built once
+	rieErr  error
+)
+
+// startRIE runs `lambdabox rie` as its own process, as users run it, serving
+// the hello-go function with the given extra flags on free loopback ports,
+// and returns the invocations URL. It is stopped when tb ends.
+func startRIE(tb testing.TB, flags ...string) string {
+	tb.Helper()
+	rieOnce.Do(func() {
+		rieBin = filepath.Join(tmpDir, "lambdabox")
+		cmd := exec.Command("go", "build", "-o", rieBin, "../cmd/lambdabox")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			rieErr = fmt.Errorf("go build lambdabox: %v\n%s", err, b)
+		}
+	})
+	if rieErr != nil {
+		tb.Fatal(rieErr)
+	}
+	boot := helloBootstrap(tb)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	args := append([]string{"rie", "--runtime-interface-emulator-address", addr, "--runtime-api-address", "127.0.0.1:0"}, flags...)
+	cmd := exec.Command(rieBin, append(args, boot)...)
+	cmd.Dir = filepath.Dir(boot)
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("lambdabox rie did not start on %s", addr)
+		}
+	}
+	return "http://" + addr + "/2015-03-31/functions/function/invocations"
+}
+
+// startLambdabox serves the hello-go function in-process, with up to
+// maxConcurrency environments; see serveFunction.
 func startLambdabox(tb testing.TB, maxConcurrency int) (string, *pool.Pool) {
 	tb.Helper()
 	srv := serveFunction(tb, helloBootstrap(tb), maxConcurrency, false)
@@ -244,17 +302,14 @@ func BenchmarkBaselineEcho(b *testing.B) {
 // BenchmarkInvokeSequential: one sequential keep-alive client invoking the
 // warm aws-lambda-go hello function through lambdabox.
 func BenchmarkInvokeSequential(b *testing.B) {
-	url, _ := startLambdabox(b, 1)
+	url := startRIE(b)
 	st := runLoad(b, Config{URL: url, Payload: []byte(helloPayload), Concurrency: 1, Check: checkHello}, 100, "invokes/s")
 	reportRatio(b, st)
 }
 
 // BenchmarkInvokeParallel8: eight clients against eight warm environments.
 func BenchmarkInvokeParallel8(b *testing.B) {
-	url, p := startLambdabox(b, 8)
-	if err := p.Init(context.Background(), 8); err != nil {
-		b.Fatal(err)
-	}
+	url := startRIE(b, "--max-concurrency", "8", "--provisioned", "8")
 	runLoad(b, Config{URL: url, Payload: []byte(helloPayload), Concurrency: 8, Check: checkHello}, 200, "invokes/s")
 }
 

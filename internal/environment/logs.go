@@ -146,6 +146,9 @@ func (p *pump) run() {
 }
 
 func (p *pump) flush() {
+	// Read the count before asking the pipe: bytes the pump takes in
+	// between are then counted once, in pending, and not twice.
+	pulled := p.pulled.Load()
 	var pending int
 	err := withFd(p.r, func(fd uintptr) error {
 		// TIOCINQ is FIONREAD: the bytes waiting in the pipe.
@@ -156,7 +159,7 @@ func (p *pump) flush() {
 	if err != nil {
 		return
 	}
-	target := p.pulled.Load() + int64(pending)
+	target := pulled + int64(pending)
 	if p.processed.Load() >= target {
 		return
 	}
