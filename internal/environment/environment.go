@@ -260,13 +260,14 @@ func (e *Environment) Settle() {
 	}
 	e.measureMemory()
 	e.logs.flush()
-	e.logs.write([]byte("END RequestId: " + r.id + "\n"))
+	// END, the timeout line if any, and REPORT go out in one write.
+	lines := []byte("END RequestId: " + r.id + "\n")
 	if r.timedOut || r.initStatus == "Sandbox.Timedout" {
-		e.logs.write([]byte(r.end.UTC().Format("2006-01-02T15:04:05.000Z") + " " + r.id + " Task timed out after " + e.timeoutSeconds() + " seconds\n"))
+		lines = append(lines, r.end.UTC().Format("2006-01-02T15:04:05.000Z")+" "+r.id+" Task timed out after "+e.timeoutSeconds()+" seconds\n"...)
 	}
 	d := r.end.Sub(r.start)
 	e.publishReport(r, d)
-	e.logs.write(e.report(r.id, d, r.initStatus))
+	e.logs.write(e.report(lines, r.id, d, r.initStatus))
 	if r.tail != nil {
 		r.tail.Log = e.logs.end()
 		close(r.tail.logDone)
@@ -581,9 +582,10 @@ func requestPrefix(id string) string {
 	return "RequestId: " + id + " Error: "
 }
 
-// report renders the REPORT line; it consumes the pending Init Duration.
-func (e *Environment) report(id string, d time.Duration, errorType string) []byte {
-	b := []byte("REPORT RequestId: " + id)
+// report appends the REPORT line to b; it consumes the pending Init
+// Duration.
+func (e *Environment) report(b []byte, id string, d time.Duration, errorType string) []byte {
+	b = append(b, "REPORT RequestId: "+id...)
 	b = append(b, "\tDuration: "...)
 	b = strconv.AppendFloat(b, millis(d), 'f', 2, 64)
 	b = append(b, " ms\tBilled Duration: "...)
