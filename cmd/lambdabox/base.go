@@ -33,9 +33,11 @@ their inputs. Package versions are pinned in the lock file, written on the
 first build and read on every later one; the same lock and SOURCE_DATE_EPOCH
 give the same image digest.
 
-dotnet8 (recipe not included yet): the .NET runtime and Amazon.Lambda.RuntimeSupport come from files you
+dotnet8: the .NET runtime and Amazon.Lambda.RuntimeSupport come from files you
 provide, since NuGet is not reachable from the build:
-  --input dotnet=dotnet-runtime-8.x-linux-x64.tar.gz --input runtimesupport=DIR
+  --input dotnet=dotnet-runtime-8.0.x-linux-x64.tar.gz   (or aspnetcore-runtime-…; sets DOTNET_VERSION)
+  --input runtimesupport=DIR                              (Amazon.Lambda.RuntimeSupport published for
+                                                          .NET 8, or a .tar.gz of that directory)
 
 Outputs (at least one; default oci:<runtime>.oci):
   --output oci:DIR    an OCI image layout directory

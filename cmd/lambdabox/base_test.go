@@ -74,9 +74,10 @@ func TestEntrypointExit142(t *testing.T) {
 	}
 }
 
-// TestBaseImages builds the provided and python3.11 base images, loads them
-// into Podman and serves a hello function from each, plus the seed 004
-// sample built with podman build. It takes a few minutes on a cold cache;
+// TestBaseImages builds the provided, python3.11, java17 and dotnet8 base
+// images, loads them into Podman and serves a hello function from each
+// (dotnet8 with a stand-in runtime), plus the seed 004 sample built with
+// podman build and the Python image under a Runtime API on the host. It takes a few minutes on a cold cache;
 // .ci/images.sh installs Podman and runc.
 func TestBaseImages(t *testing.T) {
 	if testing.Short() {
@@ -163,6 +164,76 @@ func TestBaseImages(t *testing.T) {
 		writeWheel(t, filepath.Join(ctx, "wheels"))
 		podmanBuild(t, ctx, "Dockerfile", base, seed)
 		serveAndInvoke(t, seed, nil, `{"name":"seed"}`, `{"body": "HELLO, SEED!"}`)
+
+		// The same image under a Runtime API served by lambdabox on the
+		// host: the entrypoint must exec /var/runtime/bootstrap directly.
+		serveOnHost(t, img, "hostapi-"+suffix, `{"name":"host"}`, `"message": "Hello, host!"`, "hello from python")
+	})
+
+	t.Run("java17", func(t *testing.T) {
+		requireTool(t, "mvn", "apt-get install -y maven")
+		javac := requireTool(t, "javac", "apt-get install -y openjdk-17-jdk-headless")
+		base := "localhost/lambdabox-test/java17:" + suffix
+		build(t, "java17", "-t", base, "--load", "--engine", "podman")
+		t.Cleanup(func() { podman(t, "rmi", "-f", base) })
+
+		// A handler class compiled here; it also checks the trust store.
+		src := testdataDir(t, "baseimages/javafn")
+		ctx := t.TempDir()
+		copyDir(t, src, ctx)
+		if out, err := exec.Command(javac, "--release", "17", "-d", filepath.Join(ctx, "classes"), filepath.Join(ctx, "example", "Hello.java")).CombinedOutput(); err != nil {
+			t.Fatalf("javac: %v\n%s", err, out)
+		}
+		img := "localhost/lambdabox-test/javafn:" + suffix
+		podmanBuild(t, ctx, "Containerfile", base, img)
+		serveAndInvoke(t, img, nil, `{"name":"java"}`, `"message":"Hello, java!","cacerts":"ok"`)
+	})
+
+	t.Run("dotnet8", func(t *testing.T) {
+		// Stand-ins for the user's inputs: a .NET runtime whose dotnet
+		// prints its arguments and environment, and RuntimeSupport.
+		rt, rs := t.TempDir(), t.TempDir()
+		os.MkdirAll(filepath.Join(rt, "shared", "Microsoft.NETCore.App", "8.0.11"), 0o755)
+		os.WriteFile(filepath.Join(rt, "dotnet"), []byte("#!/bin/sh\necho \"dotnet $*\"\n"+
+			"echo \"AWS_EXECUTION_ENV=$AWS_EXECUTION_ENV DOTNET_ROOT=$DOTNET_ROOT DOTNET_VERSION=$DOTNET_VERSION _HANDLER=$_HANDLER\"\n"), 0o755)
+		os.WriteFile(filepath.Join(rs, "Amazon.Lambda.RuntimeSupport.dll"), []byte("stand-in"), 0o644)
+		base := "localhost/lambdabox-test/dotnet8:" + suffix
+		build(t, "dotnet8", "-t", base, "--load", "--engine", "podman", "--input", "dotnet="+rt, "--input", "runtimesupport="+rs)
+		t.Cleanup(func() { podman(t, "rmi", "-f", base) })
+
+		const handler = "Fn::Fn.Function::Handler"
+		direct := []string{"run", "--rm", "-e", "AWS_LAMBDA_RUNTIME_API=127.0.0.1:9"}
+		if res := podmanRun(t, append(direct, base, handler)...); res.code != 102 || !strings.Contains(res.stderr, "missing or empty") {
+			t.Fatalf("empty /var/task: exit %d, stderr %q; want 102", res.code, res.stderr)
+		}
+		res := podmanRun(t, append(direct, "--entrypoint", "/bin/sh", base, "-c",
+			`echo {} > Fn.deps.json && echo {} > Fn.runtimeconfig.json && exec /lambda-entrypoint.sh "$0"`, handler)...)
+		want := "dotnet exec --depsfile /var/task/Fn.deps.json --runtimeconfig /var/task/Fn.runtimeconfig.json /var/runtime/Amazon.Lambda.RuntimeSupport.dll " + handler + "\n" +
+			"AWS_EXECUTION_ENV=AWS_Lambda_dotnet8 DOTNET_ROOT=/var/lang/bin DOTNET_VERSION=8.0.11 _HANDLER=" + handler + "\n"
+		if res.code != 0 || res.stdout != want {
+			t.Fatalf("class library: exit %d\nstdout %q\nwant   %q\nstderr %s", res.code, res.stdout, want, res.stderr)
+		}
+	})
+}
+
+// serveOnHost runs img under lambdabox rie on the host: the runtime is
+// podman running the image with --network host and AWS_LAMBDA_RUNTIME_API
+// pointing at the host emulator. It invokes once and checks the body, the
+// function's log line and the REPORT line.
+func serveOnHost(t *testing.T, img, name, payload, want, logLine string) {
+	t.Helper()
+	t.Cleanup(func() { podmanRun(t, "rm", "-f", "--ignore", name) }) // after the emulator stops
+	run := strings.Join(append([]string{"exec", "podman"}, podmanFlags...), " ") +
+		" run --rm --name " + name + " --network host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024" +
+		` -e AWS_LAMBDA_RUNTIME_API="$AWS_LAMBDA_RUNTIME_API" ` + img
+	e := startRIE(t, rieOpts{flags: []string{"--timeout", "60s"}, command: []string{"/bin/sh", "-c", run}})
+	resp, body := e.invoke(t, "function", payload)
+	if resp.StatusCode != 200 || !strings.Contains(body, want) {
+		t.Fatalf("invoke: %d %s, want %s\nstdout:\n%s\nstderr:\n%s", resp.StatusCode, body, want, e.Stdout, e.Stderr)
+	}
+	waitFor(t, "the log and REPORT lines", func() bool {
+		out := e.Stdout.String() + e.Stderr.String()
+		return strings.Contains(out, logLine) && strings.Contains(out, "REPORT RequestId: ")
 	})
 }
 

@@ -118,6 +118,10 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
+	versions, err := inputVersions(cfg.Recipe, cfg.Inputs)
+	if err != nil {
+		return nil, err
+	}
 	b := &builder{cfg: cfg}
 	for _, d := range []string{"layers", "emulator"} {
 		if err := os.MkdirAll(filepath.Join(cfg.CacheDir, d), 0o755); err != nil {
@@ -150,7 +154,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	res.Layers = append(res.Layers, LayerInfo{Name: "entrypoint", Cached: cached})
 
 	img, err := image.Build(layers, image.Config{
-		Env:          Env(cfg.Recipe),
+		Env:          Env(cfg.Recipe, versions),
 		Entrypoint:   []string{"/lambda-entrypoint.sh"},
 		WorkingDir:   "/var/task",
 		Architecture: cfg.Arch,
@@ -180,8 +184,9 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 // Env is the image's environment: the block every AWS base image sets,
-// plus the recipe's own variables, sorted by name.
-func Env(r *recipe.Recipe) []string {
+// plus the recipe's own variables and extra (such as DOTNET_VERSION),
+// sorted by name.
+func Env(r *recipe.Recipe, extra map[string]string) []string {
 	env := []string{
 		"LANG=en_US.UTF-8",
 		"TZ=:/etc/localtime",
@@ -190,13 +195,20 @@ func Env(r *recipe.Recipe) []string {
 		"LAMBDA_TASK_ROOT=/var/task",
 		"LAMBDA_RUNTIME_DIR=/var/runtime",
 	}
-	keys := make([]string, 0, len(r.Env))
-	for k := range r.Env {
+	vars := map[string]string{}
+	for k, v := range r.Env {
+		vars[k] = v
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		env = append(env, k+"="+r.Env[k])
+		env = append(env, k+"="+vars[k])
 	}
 	return env
 }
@@ -464,9 +476,12 @@ func (b *builder) tree(ctx context.Context, l *recipe.Layer, ll *LayerLock) (*im
 		if err != nil {
 			return nil, err
 		}
-		data := []byte(f.Content)
-		if f.Generate == "ca-bundle" {
+		data := []byte(strings.ReplaceAll(f.Content, "{arch}", b.cfg.Arch))
+		switch f.Generate {
+		case "ca-bundle":
 			data = caBundle(t)
+		case "java-cacerts":
+			data = javaCacerts(t, b.epoch())
 		}
 		if err := t.AddFile(f.Path, data, perm); err != nil {
 			return nil, err
@@ -478,7 +493,7 @@ func (b *builder) tree(ctx context.Context, l *recipe.Layer, ll *LayerLock) (*im
 	}
 	sort.Strings(links)
 	for _, p := range links {
-		if err := t.AddSymlink(p, l.Symlinks[p]); err != nil {
+		if err := t.AddSymlink(strings.ReplaceAll(p, "{arch}", b.cfg.Arch), strings.ReplaceAll(l.Symlinks[p], "{arch}", b.cfg.Arch)); err != nil {
 			return nil, err
 		}
 	}

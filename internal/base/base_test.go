@@ -1,6 +1,9 @@
 package base
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"os"
@@ -105,5 +108,95 @@ func TestLockForAnotherRuntimeIsRefused(t *testing.T) {
 	_, err := Build(context.Background(), Config{Recipe: r, CacheDir: dir, LockFile: lock, Emulator: emu})
 	if err == nil || !strings.Contains(err.Error(), "is for python3.11") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// An offline recipe with user-provided inputs, shaped like dotnet8's.
+const inputsRecipe = `
+name = "inputs"
+[[inputs]]
+name = "dotnet"
+help = "a runtime tarball"
+version = "shared/Microsoft.NETCore.App"
+[[inputs]]
+name = "runtimesupport"
+help = "a directory"
+[[runtime.unpack]]
+input = "dotnet"
+target = "/var/lang/bin"
+[[ric.unpack]]
+input = "runtimesupport"
+target = "/var/runtime"
+`
+
+func TestBuildWithInputs(t *testing.T) {
+	r, err := recipe.Parse("inputs.toml", []byte(inputsRecipe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	emu := filepath.Join(dir, "emu")
+	os.WriteFile(emu, nil, 0o755)
+	cfg := Config{Recipe: r, CacheDir: filepath.Join(dir, "cache"), LockFile: filepath.Join(dir, "l.json"), Emulator: emu}
+	if _, err := Build(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "needs --input dotnet=PATH: a runtime tarball") {
+		t.Fatalf("without inputs: err = %v", err)
+	}
+
+	// The runtime as a .tar.gz (as dot.net ships it), RuntimeSupport as a directory.
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, f := range []struct {
+		name string
+		mode int64
+	}{{"./dotnet", 0o755}, {"./shared/Microsoft.NETCore.App/8.0.11/System.Private.CoreLib.dll", 0o644}, {"./host/fxr/8.0.11/libhostfxr.so", 0o644}} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: 1, Typeflag: tar.TypeReg})
+		tw.Write([]byte("x"))
+	}
+	tw.Close()
+	zw.Close()
+	tgz := filepath.Join(dir, "dotnet-runtime-8.0.11-linux-x64.tar.gz")
+	os.WriteFile(tgz, buf.Bytes(), 0o644)
+	rs := filepath.Join(dir, "rs")
+	os.MkdirAll(rs, 0o755)
+	os.WriteFile(filepath.Join(rs, "Amazon.Lambda.RuntimeSupport.dll"), []byte("x"), 0o644)
+
+	cfg.Inputs = map[string]string{"dotnet": tgz, "runtimesupport": rs}
+	res, err := Build(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := res.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env := strings.Join(cf.Config.Env, " "); !strings.Contains(env, " DOTNET_VERSION=8.0.11") {
+		t.Errorf("env %s: no DOTNET_VERSION=8.0.11", env)
+	}
+	files := map[string]int64{}
+	layers, _ := res.Image.Layers()
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(rc)
+		for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+			files[h.Name] = h.Mode
+		}
+		rc.Close()
+	}
+	for name, mode := range map[string]int64{"var/lang/bin/dotnet": 0o755, "var/lang/bin/host/fxr/8.0.11/libhostfxr.so": 0o644, "var/runtime/Amazon.Lambda.RuntimeSupport.dll": 0o644} {
+		if got, ok := files[name]; !ok || got != mode {
+			t.Errorf("%s: mode %o (present %v), want %o", name, got, ok, mode)
+		}
+	}
+
+	// A runtime with two versions cannot name DOTNET_VERSION.
+	os.MkdirAll(filepath.Join(dir, "two", "shared", "Microsoft.NETCore.App", "8.0.1"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "two", "shared", "Microsoft.NETCore.App", "8.0.2"), 0o755)
+	cfg.Inputs["dotnet"] = filepath.Join(dir, "two")
+	if _, err := Build(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "want exactly one directory") {
+		t.Fatalf("two versions: err = %v", err)
 	}
 }

@@ -1,17 +1,20 @@
 package base
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -258,4 +261,78 @@ func hashPath(p string) (string, error) {
 		return nil
 	})
 	return hex.EncodeToString(h.Sum(nil)), err
+}
+
+// inputVersions returns <NAME>_VERSION for each input whose recipe entry
+// names a version directory.
+func inputVersions(r *recipe.Recipe, inputs map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, in := range r.Inputs {
+		if in.Version == "" {
+			continue
+		}
+		v, err := inputVersion(inputs[in.Name], in.Version)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: version: %w", in.Name, err)
+		}
+		out[strings.ToUpper(in.Name)+"_VERSION"] = v
+	}
+	return out, nil
+}
+
+// inputVersion is the name of the only subdirectory of dir inside the
+// user-provided directory or tarball src.
+func inputVersion(src, dir string) (string, error) {
+	names := map[string]bool{}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return "", err
+	}
+	if fi.IsDir() {
+		ents, err := os.ReadDir(filepath.Join(src, filepath.FromSlash(dir)))
+		if err != nil {
+			return "", err
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				names[e.Name()] = true
+			}
+		}
+	} else {
+		f, err := os.Open(src)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		var r io.Reader = f
+		if strings.HasSuffix(src, ".gz") || strings.HasSuffix(src, ".tgz") {
+			zr, err := gzip.NewReader(f)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", src, err)
+			}
+			defer zr.Close()
+			r = zr
+		}
+		tr := tar.NewReader(r)
+		for {
+			h, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", src, err)
+			}
+			rest, ok := strings.CutPrefix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), dir+"/")
+			if ok && rest != "" && (h.Typeflag == tar.TypeDir || strings.Contains(rest, "/")) {
+				names[strings.SplitN(rest, "/", 2)[0]] = true
+			}
+		}
+	}
+	if len(names) != 1 {
+		return "", fmt.Errorf("want exactly one directory in %s, found %d", dir, len(names))
+	}
+	for n := range names {
+		return n, nil
+	}
+	return "", nil
 }

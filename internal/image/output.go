@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 
+	"github.com/awslabs/amazon-ecr-credential-helper/ecr-login"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -89,10 +91,18 @@ func WriteTarball(file string, img v1.Image, tag name.Tag) error {
 	return nil
 }
 
-// Push writes img to a registry. The default keychain reads the docker
-// config and its credential helpers.
+// Keychain is the credentials Push uses: the docker config and its
+// credential helpers, then the Amazon ECR credential helper library (the
+// AWS SDK's default credential chain) for *.dkr.ecr.*.amazonaws.com and
+// public.ecr.aws, which needs no docker-credential-ecr-login binary.
+var Keychain = authn.NewMultiKeychain(
+	authn.DefaultKeychain,
+	authn.NewKeychainFromHelper(ecr.NewECRHelper(ecr.WithLogger(io.Discard))),
+)
+
+// Push writes img to a registry with Keychain.
 func Push(ctx context.Context, ref name.Reference, img v1.Image, opts ...remote.Option) error {
-	opts = append([]remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithContext(ctx)}, opts...)
+	opts = append([]remote.Option{remote.WithAuthFromKeychain(Keychain), remote.WithContext(ctx)}, opts...)
 	if err := remote.Write(ref, img, opts...); err != nil {
 		return fmt.Errorf("pushing %s: %w", ref, err)
 	}

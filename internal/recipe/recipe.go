@@ -44,6 +44,11 @@ type Input struct {
 	Name string `toml:"name"`
 	// Help says what the input is and where to get it.
 	Help string `toml:"help"`
+	// Version, when set, is a directory inside the input whose only
+	// subdirectory is named after the input's version (the .NET runtime's
+	// shared/Microsoft.NETCore.App/8.0.x); the image's environment then gets
+	// <NAME>_VERSION, e.g. DOTNET_VERSION=8.0.x.
+	Version string `toml:"version"`
 }
 
 // Layer is what one image layer contains. The build applies the fields in
@@ -66,7 +71,8 @@ type Layer struct {
 	Unpack []Unpack `toml:"unpack"`
 	// Files are written verbatim.
 	Files []File `toml:"files"`
-	// Symlinks maps a link's path to its target.
+	// Symlinks maps a link's path to its target; "{arch}" in either
+	// becomes the image's Debian architecture (amd64, arm64).
 	Symlinks map[string]string `toml:"symlinks"`
 	// Remove lists paths (and everything below them) dropped from the layer.
 	Remove []string `toml:"remove"`
@@ -109,11 +115,15 @@ type Unpack struct {
 
 // File is a file written into the image.
 type File struct {
-	Path    string `toml:"path"`
+	Path string `toml:"path"`
+	// Content is the file's text; "{arch}" in it becomes the image's
+	// Debian architecture (amd64, arm64), as it does in symlinks.
 	Content string `toml:"content"`
 	// Generate names a generator that computes the content from the layer
 	// so far instead: "ca-bundle" concatenates /usr/share/ca-certificates,
-	// as Debian's update-ca-certificates does.
+	// as Debian's update-ca-certificates does; "java-cacerts" writes those
+	// certificates as a Java trust store (JKS, password "changeit"), as
+	// ca-certificates-java does.
 	Generate string `toml:"generate"`
 	// Mode is the file's permission bits as an octal string; default "0644".
 	Mode string `toml:"mode"`
@@ -158,8 +168,11 @@ func (r *Recipe) Validate() error {
 	}
 	inputs := map[string]bool{}
 	for _, in := range r.Inputs {
-		if in.Name == "" {
-			return errors.New("an input has no name")
+		if in.Name == "" || strings.ContainsAny(in.Name, " =") {
+			return fmt.Errorf("input name %q: want a word", in.Name)
+		}
+		if in.Version != "" && (path.IsAbs(in.Version) || path.Clean(in.Version) != in.Version || strings.HasPrefix(in.Version, "..")) {
+			return fmt.Errorf("input %s: version %q must be a clean relative path", in.Name, in.Version)
 		}
 		inputs[in.Name] = true
 	}
@@ -217,8 +230,8 @@ func (r *Recipe) Validate() error {
 			if err := check("file", f.Path); err != nil {
 				return err
 			}
-			if f.Generate != "" && (f.Content != "" || f.Generate != "ca-bundle") {
-				return fmt.Errorf("%s: file %s: generate %q: want \"ca-bundle\" and no content", nl.Name, f.Path, f.Generate)
+			if f.Generate != "" && (f.Content != "" || (f.Generate != "ca-bundle" && f.Generate != "java-cacerts")) {
+				return fmt.Errorf("%s: file %s: generate %q: want \"ca-bundle\" or \"java-cacerts\" and no content", nl.Name, f.Path, f.Generate)
 			}
 			if _, err := f.Perm(); err != nil {
 				return fmt.Errorf("%s: file %s: %w", nl.Name, f.Path, err)
