@@ -67,12 +67,10 @@ func (s *Server) invokeStream(w http.ResponseWriter, r *http.Request) *apiError 
 	}
 	switch {
 	case res.Stream != nil:
-		buf := make([]byte, 1<<20)
+		buf := make([]byte, 256<<10)
 		for {
 			n, err := res.Stream.Read(buf)
-			// Flush when nothing more is waiting: each chunk reaches the
-			// caller at once, and a fast stream takes fewer writes.
-			if n > 0 && out.send("PayloadChunk", "application/octet-stream", buf[:n], !res.Stream.Buffered()) != nil {
+			if n > 0 && out.send("PayloadChunk", "application/octet-stream", buf[:n]) != nil {
 				_ = res.Stream.Close() // the caller left: drain, so the runtime ends cleanly
 				break
 			}
@@ -85,33 +83,31 @@ func (s *Server) invokeStream(w http.ResponseWriter, r *http.Request) *apiError 
 	case res.Error:
 		complete.ErrorCode, complete.ErrorDetails = res.ErrorType, string(res.Payload)
 	case len(res.Payload) > 0:
-		_ = out.send("PayloadChunk", "application/octet-stream", res.Payload, true)
+		_ = out.send("PayloadChunk", "application/octet-stream", res.Payload)
 	}
 	if req.Tail {
 		complete.LogResult = base64.StdEncoding.EncodeToString(res.WaitLog())
 	}
 	b, _ := json.Marshal(complete)
-	_ = out.send("InvokeComplete", "application/json", b, true)
+	_ = out.send("InvokeComplete", "application/json", b)
 	return nil
 }
 
-// eventWriter writes event-stream messages.
+// eventWriter writes event-stream messages and flushes each one, so every
+// chunk reaches the caller as it comes.
 type eventWriter struct {
 	w   io.Writer
 	rc  *http.ResponseController
 	enc *eventstream.Encoder
 }
 
-func (o *eventWriter) send(eventType, contentType string, payload []byte, flush bool) error {
+func (o *eventWriter) send(eventType, contentType string, payload []byte) error {
 	var h eventstream.Headers
 	h.Set(":message-type", eventstream.StringValue("event"))
 	h.Set(":event-type", eventstream.StringValue(eventType))
 	h.Set(":content-type", eventstream.StringValue(contentType))
 	if err := o.enc.Encode(o.w, eventstream.Message{Headers: h, Payload: payload}); err != nil {
 		return err
-	}
-	if !flush {
-		return nil
 	}
 	return o.rc.Flush()
 }

@@ -15,25 +15,14 @@ const (
 	ShapingRate      = 2 << 20
 )
 
-// streamBuffers bounds what a stream holds between the runtime and the
-// reader: a few chunks, never the response.
-const (
-	streamBuffers   = 4
-	streamChunkSize = 256 << 10
-)
-
 // Stream is a streamed response body: the bytes reach the reader as the
-// runtime writes them, through a few bounded buffers. Read it to EOF (or
-// Close it to discard the rest), then Wait for the outcome.
+// runtime writes them, with nothing buffered in between. Read it to EOF
+// (or Close it to discard the rest), then Wait for the outcome.
 type Stream struct {
-	chunks chan []byte   // filled buffers, in order; closed at the end
-	free   chan []byte   // empty buffers
-	gone   chan struct{} // closed by Close: nobody reads any more
-	done   chan struct{} // closed when the runtime's body has ended
-	cur    []byte        // the unread rest of the chunk being read
-	buf    []byte        // the buffer cur lies in
+	pr   *io.PipeReader
+	pw   *io.PipeWriter
+	done chan struct{}
 
-	closeOnce sync.Once
 	mu        sync.Mutex
 	failed    bool
 	errorType string
@@ -42,76 +31,16 @@ type Stream struct {
 }
 
 func newStream() *Stream {
-	s := &Stream{
-		chunks: make(chan []byte, streamBuffers),
-		free:   make(chan []byte, streamBuffers),
-		gone:   make(chan struct{}),
-		done:   make(chan struct{}),
-	}
-	for range streamBuffers {
-		s.free <- make([]byte, streamChunkSize)
-	}
-	return s
+	pr, pw := io.Pipe()
+	return &Stream{pr: pr, pw: pw, done: make(chan struct{})}
 }
 
-// Read reads the bytes the runtime wrote, waiting for the next when none
-// are there, and taking as many as are already there without waiting.
-func (s *Stream) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if len(s.cur) == 0 {
-			if !s.nextChunk(n == 0) {
-				break
-			}
-			if len(s.cur) == 0 { // the end
-				if n == 0 {
-					return 0, io.EOF
-				}
-				break
-			}
-		}
-		m := copy(p[n:], s.cur)
-		s.cur = s.cur[m:]
-		n += m
-		if len(s.cur) == 0 {
-			s.free <- s.buf[:cap(s.buf)]
-			s.buf = nil
-		}
-	}
-	return n, nil
-}
-
-// nextChunk moves to the next chunk, waiting for it when wait is set. It
-// reports false when none is there (without waiting); at the end of the
-// stream cur stays empty.
-func (s *Stream) nextChunk(wait bool) bool {
-	var c []byte
-	var ok bool
-	if wait {
-		c, ok = <-s.chunks
-	} else {
-		select {
-		case c, ok = <-s.chunks:
-		default:
-			return false
-		}
-	}
-	if !ok {
-		return true
-	}
-	s.cur, s.buf = c, c
-	return true
-}
-
-// Buffered reports whether more bytes are there to read without waiting.
-func (s *Stream) Buffered() bool { return len(s.cur) > 0 || len(s.chunks) > 0 }
+// Read reads the next bytes the runtime wrote.
+func (s *Stream) Read(p []byte) (int, error) { return s.pr.Read(p) }
 
 // Close tells the runtime side that nobody reads any more: the rest of the
 // runtime's body is discarded, and its POST still ends cleanly.
-func (s *Stream) Close() error {
-	s.closeOnce.Do(func() { close(s.gone) })
-	return nil
-}
+func (s *Stream) Close() error { return s.pr.Close() }
 
 // Done is closed when the runtime's body has ended.
 func (s *Stream) Done() <-chan struct{} { return s.done }
@@ -149,7 +78,7 @@ func (s *Stream) finish(errorType string, errorBody []byte, size int64) {
 	}
 	s.size = size
 	s.mu.Unlock()
-	close(s.chunks)
+	_ = s.pw.Close()
 	close(s.done)
 }
 
@@ -157,36 +86,28 @@ func (s *Stream) finish(errorType string, errorBody []byte, size int64) {
 // MaxStreamSize. When the reader went away, the rest is drained. It returns
 // the bytes read and whether the cap was hit.
 func (s *Stream) copyFrom(body io.Reader, shaping bool) (n int64, tooLarge bool, err error) {
+	buf := make([]byte, 32<<10)
 	start := time.Now()
+	readerGone := false
 	for {
-		var buf []byte
-		select {
-		case buf = <-s.free:
-		case <-s.gone:
-			m, err := io.Copy(io.Discard, body) // keep reading, so the runtime's POST ends cleanly
-			return n + m, false, err
-		}
 		m, rerr := body.Read(buf)
-		if n+int64(m) > MaxStreamSize {
-			s.free <- buf
-			_, _ = io.Copy(io.Discard, body)
-			return n, true, nil
-		}
-		n += int64(m)
 		if m > 0 {
-			select {
-			case s.chunks <- buf[:m]:
-			case <-s.gone:
-				s.free <- buf
+			if n+int64(m) > MaxStreamSize {
+				_, _ = io.Copy(io.Discard, body)
+				return n, true, nil
 			}
-		} else {
-			s.free <- buf
-		}
-		if shaping && n > ShapingFreeBytes {
-			// Past the free allowance, hold the pace at ShapingRate.
-			due := start.Add(time.Duration(float64(n-ShapingFreeBytes) / ShapingRate * float64(time.Second)))
-			if d := time.Until(due); d > 0 {
-				time.Sleep(d)
+			if !readerGone {
+				if _, werr := s.pw.Write(buf[:m]); werr != nil {
+					readerGone = true // keep reading, so the runtime's POST ends cleanly
+				}
+			}
+			n += int64(m)
+			if shaping && n > ShapingFreeBytes {
+				// Past the free allowance, hold the pace at ShapingRate.
+				due := start.Add(time.Duration(float64(n-ShapingFreeBytes) / ShapingRate * float64(time.Second)))
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				}
 			}
 		}
 		if rerr == io.EOF {
