@@ -14,6 +14,9 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 python3 -m pip --version >/dev/null
+# The nodejs recipe fetches aws-lambda-ric with the host's npm (any version;
+# its addon is built in a chroot against the image's Node 18).
+command -v npm >/dev/null || echo "images: no npm on PATH: the nodejs base image test will fail" >&2
 # A quick check that containers start here with the flags the tests use.
 podman info >/dev/null
 echo "images: podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}')"

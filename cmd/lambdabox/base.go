@@ -24,7 +24,9 @@ without a Docker daemon.
 
 The OS and language packages come from Debian bookworm (apt with a private
 state directory, unpacked with dpkg-deb; no maintainer scripts run), the
-Runtime Interface Clients from PyPI and Maven Central. Every image has the
+Runtime Interface Clients from PyPI, npm and Maven Central (nodejs: the host's
+npm fetches aws-lambda-ric, whose native addon is then built against the
+image's Node in a chroot of Debian packages, so it needs root). Every image has the
 Lambda layout, ENV block, WORKDIR /var/task, ENTRYPOINT ["/lambda-entrypoint.sh"]
 and lambdabox's emulator at /usr/local/bin/aws-lambda-rie.
 
@@ -103,6 +105,9 @@ func newBaseLsCmd() *cobra.Command {
 					}
 					if nl.Layer.Maven != nil {
 						pkgs = append(pkgs, prefixed("maven:", nl.Layer.Maven.Artifacts)...)
+					}
+					if nl.Layer.Jlink != nil {
+						pkgs = append(pkgs, "jlink:"+strings.Join(nl.Layer.Jlink.Modules, ","))
 					}
 					for _, u := range nl.Layer.Unpack {
 						pkgs = append(pkgs, "input:"+u.Input)

@@ -74,8 +74,8 @@ func TestEntrypointExit142(t *testing.T) {
 	}
 }
 
-// TestBaseImages builds the provided, python3.11, java17 and dotnet8 base
-// images, loads them into Podman and serves a hello function from each
+// TestBaseImages builds the provided, python3.11, java17, dotnet8 and nodejs
+// base images, loads them into Podman and serves a hello function from each
 // (dotnet8 with a stand-in runtime), plus the seed 004 sample built with
 // podman build and the Python image under a Runtime API on the host. It takes a few minutes on a cold cache;
 // .ci/images.sh installs Podman and runc.
@@ -213,6 +213,23 @@ func TestBaseImages(t *testing.T) {
 		if res.code != 0 || res.stdout != want {
 			t.Fatalf("class library: exit %d\nstdout %q\nwant   %q\nstderr %s", res.code, res.stdout, want, res.stderr)
 		}
+	})
+
+	t.Run("nodejs", func(t *testing.T) {
+		// aws-lambda-ric's native addon is built in a chroot of Debian
+		// packages against the image's Node 18, not the host's.
+		if os.Geteuid() != 0 {
+			t.Skip("the nodejs recipe builds its RIC in a chroot: run as root")
+		}
+		requireTool(t, "npm", "npm, any version (e.g. from NodeSource nodejs)")
+		base := "localhost/lambdabox-test/nodejs:" + suffix
+		build(t, "nodejs", "-t", base, "--load", "--engine", "podman")
+		t.Cleanup(func() { podman(t, "rmi", "-f", base) })
+
+		img := "localhost/lambdabox-test/nodefn:" + suffix
+		podmanBuild(t, testdataDir(t, "baseimages/nodefn"), "Containerfile", base, img)
+		serveAndInvoke(t, img, nil, `{"name":"node"}`,
+			`{"message":"Hello, node!","node":"18","sha":"fa12280c","intl":"1.234,5","requestId":true}`)
 	})
 }
 

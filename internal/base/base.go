@@ -214,7 +214,7 @@ func Env(r *recipe.Recipe, extra map[string]string) []string {
 }
 
 func isEmpty(l *recipe.Layer) bool {
-	return len(l.Packages) == 0 && l.Pip == nil && l.Npm == nil && l.Maven == nil &&
+	return len(l.Packages) == 0 && l.Pip == nil && l.Npm == nil && l.Maven == nil && l.Jlink == nil &&
 		len(l.Unpack) == 0 && len(l.Files) == 0 && len(l.Symlinks) == 0
 }
 
@@ -257,6 +257,7 @@ func resolutionInputs(r *recipe.Recipe, upto int) string {
 		Pip               *recipe.Pip
 		Npm               *recipe.Npm
 		Maven             *recipe.Maven
+		Jlink             *recipe.Jlink `json:",omitempty"`
 	}
 	var ins []in
 	for i, nl := range r.Layers() {
@@ -264,7 +265,7 @@ func resolutionInputs(r *recipe.Recipe, upto int) string {
 			break
 		}
 		l := nl.Layer
-		ins = append(ins, in{l.Packages, l.Exclude, l.Pip, l.Npm, l.Maven})
+		ins = append(ins, in{l.Packages, l.Exclude, l.Pip, l.Npm, l.Maven, l.Jlink})
 	}
 	return hashJSON(ins)
 }
@@ -364,12 +365,17 @@ func (b *builder) resolve(ctx context.Context, name string, l *recipe.Layer, bel
 		}
 		ll.Maven = arts
 	}
-	if l.Npm != nil {
-		pins, err := b.npmResolve(ctx, l.Npm)
+	if l.Jlink != nil {
+		pins, err := b.jlinkResolve(ctx, l.Jlink)
 		if err != nil {
 			return nil, err
 		}
-		ll.Npm = pins
+		ll.Jlink = pins
+	}
+	if l.Npm != nil {
+		if err := b.npmResolve(ctx, l.Npm, ll); err != nil {
+			return nil, err
+		}
 	}
 	return ll, nil
 }
@@ -461,8 +467,13 @@ func (b *builder) tree(ctx context.Context, l *recipe.Layer, ll *LayerLock) (*im
 			return nil, err
 		}
 	}
+	if l.Jlink != nil {
+		if err := b.jlinkInstall(ctx, l.Jlink, ll.Jlink, t); err != nil {
+			return nil, err
+		}
+	}
 	if l.Npm != nil {
-		if err := b.npmInstall(ctx, l.Npm, ll.Npm, t); err != nil {
+		if err := b.npmInstall(ctx, l.Npm, ll, t); err != nil {
 			return nil, err
 		}
 	}

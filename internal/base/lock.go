@@ -34,8 +34,17 @@ type LayerLock struct {
 	Pip []string `json:"pip,omitempty"`
 	// Npm are npm packages as name@version.
 	Npm []string `json:"npm,omitempty"`
+	// NpmLock is npm's package-lock.json for Npm (versions and integrity
+	// hashes); the build installs exactly it with npm ci.
+	NpmLock json.RawMessage `json:"npm_lock,omitempty"`
+	// BuildDebs are the Debian packages of the build root that npm
+	// packages' install scripts (native addons) run in; not in the image.
+	BuildDebs []debian.Package `json:"build_debs,omitempty"`
 	// Maven are the jar files copied, with their sha256.
 	Maven []Artifact `json:"maven,omitempty"`
+	// Jlink are the Debian packages of the build root that jlink runs in;
+	// the runtime it links comes from them.
+	Jlink []debian.Package `json:"jlink,omitempty"`
 }
 
 // Artifact is one downloaded file and its checksum.

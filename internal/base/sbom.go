@@ -57,6 +57,10 @@ func SPDX(l *Lock, imageName string, created time.Time) ([]byte, error) {
 			}
 			add("npm", p[:i], p[i+1:], "pkg:npm/"+p, "")
 		}
+		// The runtime jlink links is made from these packages' jmods.
+		for _, d := range ll.Jlink {
+			add("deb", d.Name, d.Version, fmt.Sprintf("pkg:deb/debian/%s@%s?arch=%s&distro=bookworm", d.Name, d.Version, d.Arch), d.SHA256)
+		}
 		for _, a := range ll.Maven {
 			add("jar", a.Name, "", "pkg:generic/"+a.Name, a.SHA256)
 		}

@@ -338,3 +338,13 @@ func Unpack(ctx context.Context, deb string, t TarAdder) error {
 	}
 	return nil
 }
+
+// Extract unpacks the files of a .deb into the host directory dir with
+// dpkg-deb -x, for a build root whose files never reach an image.
+func Extract(ctx context.Context, deb, dir string) error {
+	out, err := exec.CommandContext(ctx, "dpkg-deb", "-x", deb, dir).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("dpkg-deb -x %s: %w: %s", filepath.Base(deb), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -66,6 +66,8 @@ type Layer struct {
 	Npm *Npm `toml:"npm"`
 	// Maven copies Maven artifacts and their runtime dependencies into a directory.
 	Maven *Maven `toml:"maven"`
+	// Jlink links a trimmed Java runtime from a JDK's jmods into a directory.
+	Jlink *Jlink `toml:"jlink" json:",omitempty"`
 	// Unpack extracts a user-provided tarball or copies a user-provided
 	// directory into the image.
 	Unpack []Unpack `toml:"unpack"`
@@ -96,6 +98,11 @@ type Npm struct {
 	// NodeHeaders is the Debian package with the image Node's headers, used
 	// to build native addons against the image's Node.
 	NodeHeaders string `toml:"node_headers"`
+	// Build are Debian packages for a build root in which the packages'
+	// install scripts run (chrooted), with the recipe's own packages and
+	// NodeHeaders: compilers and tools for native addons. Nothing of the
+	// build root but Target/node_modules goes into the image.
+	Build []string `toml:"build"`
 }
 
 // Maven copies artifacts ("group:artifact:version") and their runtime
@@ -103,6 +110,25 @@ type Npm struct {
 type Maven struct {
 	Artifacts []string `toml:"artifacts"`
 	Target    string   `toml:"target"`
+}
+
+// Jlink runs jlink from Debian's JDK, unpacked in a throwaway build root
+// that never reaches the image, and puts the runtime it links in Target.
+type Jlink struct {
+	// Packages are the Debian packages unpacked in the build root, without
+	// their dependencies (jlink runs with the host's C libraries): the
+	// JDK with its jmods, e.g. openjdk-17-jdk-headless, and the JRE it
+	// builds on.
+	Packages []string `toml:"packages"`
+	// JavaHome is the JDK's directory in the build root; "{arch}" becomes
+	// the image's Debian architecture.
+	JavaHome string `toml:"java_home"`
+	// Modules are the root modules (--add-modules); jlink adds what they require.
+	Modules []string `toml:"modules"`
+	// Options are further jlink options, e.g. "--strip-debug".
+	Options []string `toml:"options"`
+	// Target is the runtime's directory in the image, e.g. "/var/lang".
+	Target string `toml:"target"`
 }
 
 // Unpack puts a user-provided input into the image.
@@ -215,6 +241,27 @@ func (r *Recipe) Validate() error {
 				}
 			}
 			if err := check("maven target", l.Maven.Target); err != nil {
+				return err
+			}
+		}
+		if j := l.Jlink; j != nil {
+			if len(j.Packages) == 0 || len(j.Modules) == 0 || j.JavaHome == "" {
+				return fmt.Errorf("%s: jlink needs packages, java_home and modules", nl.Name)
+			}
+			for _, p := range j.Packages {
+				if p == "" || strings.ContainsAny(p, " =/") {
+					return fmt.Errorf("%s: jlink: bad Debian package name %q", nl.Name, p)
+				}
+			}
+			for _, o := range j.Options {
+				if o == "--output" || o == "--module-path" || o == "-p" || strings.HasPrefix(o, "--output=") || strings.HasPrefix(o, "--module-path=") {
+					return fmt.Errorf("%s: jlink option %q is set by lambdabox", nl.Name, o)
+				}
+			}
+			if err := check("jlink java_home", strings.ReplaceAll(j.JavaHome, "{arch}", "amd64")); err != nil {
+				return err
+			}
+			if err := check("jlink target", j.Target); err != nil {
 				return err
 			}
 		}
