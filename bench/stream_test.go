@@ -54,6 +54,20 @@ func testFunction(tb testing.TB, name string) string {
 	return filepath.Join(testFnDir, name, "bootstrap")
 }
 
+// median returns the middle of v, which it sorts.
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+// reportRates reports the median rates of a run against the raw copy's.
+func reportRates(b *testing.B, raw, got []float64, unit string) {
+	b.ReportMetric(median(raw), "raw-MiB/s")
+	b.ReportMetric(median(got), unit)
+	b.ReportMetric(median(got)/median(raw), "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
 // rawCopyMBs is the baseline: a plain Go HTTP server writing 100 MiB over
 // loopback to a client that reads and discards it.
 func rawCopyMBs(b *testing.B) float64 {
@@ -116,11 +130,7 @@ func BenchmarkStream100MiB(b *testing.B) {
 		}
 		lb = append(lb, float64(n)/(1<<20)/time.Since(start).Seconds())
 	}
-	med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
-	b.ReportMetric(med(raw), "raw-MiB/s")
-	b.ReportMetric(med(lb), "stream-MiB/s")
-	b.ReportMetric(med(lb)/med(raw), "ratio")
-	b.ReportMetric(0, "ns/op")
+	reportRates(b, raw, lb, "stream-MiB/s")
 }
 
 // BenchmarkStreamRuntimeHop100MiB measures the first hop alone: the same
@@ -153,11 +163,7 @@ func BenchmarkStreamRuntimeHop100MiB(b *testing.B) {
 		}
 		hop = append(hop, float64(n)/(1<<20)/time.Since(start).Seconds())
 	}
-	med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
-	b.ReportMetric(med(raw), "raw-MiB/s")
-	b.ReportMetric(med(hop), "hop-MiB/s")
-	b.ReportMetric(med(hop)/med(raw), "ratio")
-	b.ReportMetric(0, "ns/op")
+	reportRates(b, raw, hop, "hop-MiB/s")
 }
 
 // BenchmarkFunctionURLTTFB measures the time to the first body byte of a
