@@ -62,17 +62,21 @@ func streamInvoke(t *testing.T, e *emulator, payload string, tail bool) ([]chunk
 	return chunks, complete
 }
 
-// wantSpaced checks that the chunks arrived one by one, about gap apart:
-// each was seen before the next was written.
+// wantSpaced checks that the chunks, written gap apart, arrived one by
+// one: each before the next was written (within (i+1) gaps of the first),
+// and spread over the writing time rather than all at the end.
 func wantSpaced(t *testing.T, chunks []chunk, n int, gap time.Duration) {
 	t.Helper()
 	if len(chunks) != n {
 		t.Fatalf("%d chunks, want %d: %v", len(chunks), n, chunks)
 	}
 	for i := 1; i < n; i++ {
-		if d := chunks[i].at.Sub(chunks[i-1].at); d < gap*3/4 {
-			t.Errorf("chunk %d came %v after chunk %d: buffered, not streamed", i, d, i-1)
+		if d := chunks[i].at.Sub(chunks[0].at); d >= time.Duration(i+1)*gap {
+			t.Errorf("chunk %d came %v after chunk 0, after chunk %d was written", i, d, i+1)
 		}
+	}
+	if spread := chunks[n-1].at.Sub(chunks[0].at); spread < time.Duration(n-1)*gap/2 {
+		t.Errorf("%d chunks written %v apart arrived within %v: buffered, not streamed", n, gap, spread)
 	}
 }
 
