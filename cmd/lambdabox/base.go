@@ -72,7 +72,6 @@ func newBaseCmd() *cobra.Command {
 }
 
 func newBaseLsCmd() *cobra.Command {
-	var show bool
 	cmd := &cobra.Command{
 		Use:   "ls [runtime]",
 		Short: "List the base image recipes and what each contains",
@@ -94,40 +93,12 @@ func newBaseLsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				var pkgs []string
-				for _, nl := range r.Layers() {
-					pkgs = append(pkgs, nl.Layer.Packages...)
-					if nl.Layer.Pip != nil {
-						pkgs = append(pkgs, prefixed("pip:", nl.Layer.Pip.Packages)...)
-					}
-					if nl.Layer.Npm != nil {
-						pkgs = append(pkgs, prefixed("npm:", nl.Layer.Npm.Packages)...)
-					}
-					if nl.Layer.Maven != nil {
-						pkgs = append(pkgs, prefixed("maven:", nl.Layer.Maven.Artifacts)...)
-					}
-					if nl.Layer.Jlink != nil {
-						pkgs = append(pkgs, "jlink:"+strings.Join(nl.Layer.Jlink.Modules, ","))
-					}
-					for _, u := range nl.Layer.Unpack {
-						pkgs = append(pkgs, "input:"+u.Input)
-					}
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Description, strings.Join(pkgs, " "))
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, r.Description, strings.Join(r.Contents(), " "))
 			}
-			_ = show
 			return tw.Flush()
 		},
 	}
 	return cmd
-}
-
-func prefixed(p string, xs []string) []string {
-	out := make([]string, len(xs))
-	for i, x := range xs {
-		out[i] = p + x
-	}
-	return out
 }
 
 func newBaseBuildCmd() *cobra.Command {

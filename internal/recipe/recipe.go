@@ -161,6 +161,38 @@ func (r *Recipe) Layers() []NamedLayer {
 }
 
 // NamedLayer is a layer and its name in the recipe.
+// Contents lists what the recipe puts in the image, layer by layer: Debian
+// packages by name, then "pip:", "npm:", "maven:", "jlink:" and "input:"
+// entries.
+func (r *Recipe) Contents() []string {
+	var out []string
+	prefixed := func(p string, xs []string) {
+		for _, x := range xs {
+			out = append(out, p+x)
+		}
+	}
+	for _, nl := range r.Layers() {
+		l := nl.Layer
+		out = append(out, l.Packages...)
+		if l.Pip != nil {
+			prefixed("pip:", l.Pip.Packages)
+		}
+		if l.Npm != nil {
+			prefixed("npm:", l.Npm.Packages)
+		}
+		if l.Maven != nil {
+			prefixed("maven:", l.Maven.Artifacts)
+		}
+		if l.Jlink != nil {
+			out = append(out, "jlink:"+strings.Join(l.Jlink.Modules, ","))
+		}
+		for _, u := range l.Unpack {
+			out = append(out, "input:"+u.Input)
+		}
+	}
+	return out
+}
+
 type NamedLayer struct {
 	Name  string
 	Layer *Layer
