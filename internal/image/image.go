@@ -8,11 +8,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Layer is a gzip-compressed tar layer on disk.
+// Layer is a gzip-compressed tar layer on disk. Build remembers its digests
+// in a file beside it (Path + ".digests.json"), so that later builds from
+// the same layer need not read it again.
 type Layer struct {
 	// Path is the .tar.gz file.
 	Path string
@@ -68,7 +69,7 @@ func Build(layers []Layer, cfg Config) (v1.Image, error) {
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	adds := make([]mutate.Addendum, 0, len(layers))
 	for _, l := range layers {
-		layer, err := tarball.LayerFromFile(l.Path, tarball.WithMediaType(types.OCILayer))
+		layer, err := openLayer(l.Path)
 		if err != nil {
 			return nil, fmt.Errorf("opening layer %s: %w", l.Path, err)
 		}

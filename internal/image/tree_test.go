@@ -225,7 +225,7 @@ func TestWriteOutputsAtomically(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if want := []string{"file", "img.oci", "img.tar", "l.tar.gz"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"file", "img.oci", "img.tar", "l.tar.gz", "l.tar.gz.digests.json"}; !reflect.DeepEqual(names, want) {
 		t.Fatalf("dir holds %q, want %q", names, want)
 	}
 }
