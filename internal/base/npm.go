@@ -203,6 +203,9 @@ func (b *builder) npmInstall(ctx context.Context, n *recipe.Npm, ll *LayerLock, 
 	}
 	for _, p := range lf.Packages {
 		if p.HasInstallScript {
+			if host := hostArch(); host != b.cfg.Arch {
+				return fmt.Errorf("npm install scripts run under the image's own Node and compilers, so %s images with native addons build only on %s hosts (this one is %s)", b.cfg.Arch, b.cfg.Arch, host)
+			}
 			b.logf("running npm install scripts in the build root")
 			if err := b.chroot(ctx, root, "/usr/bin/node", "/build/.lambdabox/lifecycle.js"); err != nil {
 				return err
@@ -215,6 +218,9 @@ func (b *builder) npmInstall(ctx context.Context, n *recipe.Npm, ll *LayerLock, 
 	if err := os.Remove(filepath.Join(modules, ".package-lock.json")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	if err := pruneModules(modules, n.Keep); err != nil {
+		return err
+	}
 	target := path.Join(n.Target, "node_modules")
 	if err := t.AddDirFromDisk(modules, target); err != nil {
 		return err
@@ -224,6 +230,55 @@ func (b *builder) npmInstall(ctx context.Context, n *recipe.Npm, ll *LayerLock, 
 			if err := t.Remove(p); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// pruneModules leaves only the packages named in keep ("name" or
+// "@scope/name") in the node_modules directory modules; an empty keep
+// leaves everything.
+func pruneModules(modules string, keep []string) error {
+	if len(keep) == 0 {
+		return nil
+	}
+	kept := map[string]bool{}
+	for _, k := range keep {
+		if _, err := os.Stat(filepath.Join(modules, filepath.FromSlash(k), "package.json")); err != nil {
+			return fmt.Errorf("npm keep: %s is not installed", k)
+		}
+		kept[k] = true
+	}
+	tops, err := os.ReadDir(modules)
+	if err != nil {
+		return err
+	}
+	var drop []string
+	for _, top := range tops {
+		if !strings.HasPrefix(top.Name(), "@") {
+			if !kept[top.Name()] {
+				drop = append(drop, top.Name())
+			}
+			continue
+		}
+		pkgs, err := os.ReadDir(filepath.Join(modules, top.Name()))
+		if err != nil {
+			return err
+		}
+		left := len(pkgs)
+		for _, p := range pkgs {
+			if name := top.Name() + "/" + p.Name(); !kept[name] {
+				drop = append(drop, name)
+				left--
+			}
+		}
+		if left == 0 {
+			drop = append(drop, top.Name())
+		}
+	}
+	for _, d := range drop {
+		if err := os.RemoveAll(filepath.Join(modules, filepath.FromSlash(d))); err != nil {
+			return err
 		}
 	}
 	return nil

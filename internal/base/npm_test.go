@@ -2,7 +2,11 @@ package base
 
 import (
 	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/lambdabox/lambdabox/internal/recipe"
@@ -41,5 +45,33 @@ func TestNpmBuildPackages(t *testing.T) {
 		if !has[p] {
 			t.Errorf("build root lacks %s: %v", p, got)
 		}
+	}
+}
+
+func TestPruneModules(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"aws-lambda-ric", "node-gyp", "@scope/keep", "@scope/drop", "@other/x", ".bin"} {
+		os.MkdirAll(filepath.Join(dir, filepath.FromSlash(p)), 0o755)
+		os.WriteFile(filepath.Join(dir, filepath.FromSlash(p), "package.json"), []byte("{}"), 0o644)
+	}
+	if err := pruneModules(dir, []string{"aws-lambda-ric", "@scope/keep"}); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if d.Name() == "package.json" {
+			rel, _ := filepath.Rel(dir, filepath.Dir(p))
+			left = append(left, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if want := []string{"@scope/keep", "aws-lambda-ric"}; !reflect.DeepEqual(left, want) {
+		t.Fatalf("left %q, want %q", left, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "@other")); err == nil {
+		t.Error("an emptied scope directory is left")
+	}
+	if err := pruneModules(dir, []string{"missing"}); err == nil || !strings.Contains(err.Error(), "missing is not installed") {
+		t.Errorf("keeping a package that is not installed: %v", err)
 	}
 }

@@ -103,6 +103,11 @@ type Npm struct {
 	// NodeHeaders: compilers and tools for native addons. Nothing of the
 	// build root but Target/node_modules goes into the image.
 	Build []string `toml:"build"`
+	// Keep, when set, names the packages of node_modules that go into the
+	// image; the others were needed only to build them. (aws-lambda-ric
+	// lists node-gyp and node-addon-api among its dependencies, though its
+	// built addon needs neither.)
+	Keep []string `toml:"keep" json:",omitempty"`
 }
 
 // Maven copies artifacts ("group:artifact:version") and their runtime
