@@ -78,27 +78,34 @@ func helloBootstrap(tb testing.TB) string {
 }
 
 var (
-	rieOnce sync.Once
-	rieBin  string // cmd/lambdabox, built once
-	rieErr  error
+	lambdaboxOnce sync.Once
+	lambdaboxBin  string // cmd/lambdabox, built once
+	lambdaboxErr  error
 )
+
+// lambdaboxBinary builds cmd/lambdabox once, as a static binary in tmpDir.
+func lambdaboxBinary(tb testing.TB) string {
+	tb.Helper()
+	lambdaboxOnce.Do(func() {
+		lambdaboxBin = filepath.Join(tmpDir, "lambdabox")
+		cmd := exec.Command("go", "build", "-o", lambdaboxBin, "../cmd/lambdabox")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			lambdaboxErr = fmt.Errorf("go build lambdabox: %v\n%s", err, b)
+		}
+	})
+	if lambdaboxErr != nil {
+		tb.Fatal(lambdaboxErr)
+	}
+	return lambdaboxBin
+}
 
 // startRIE runs `lambdabox rie` as its own process, as users run it, serving
 // the hello-go function with the given extra flags on free loopback ports,
 // and returns the invocations URL. It is stopped when tb ends.
 func startRIE(tb testing.TB, flags ...string) string {
 	tb.Helper()
-	rieOnce.Do(func() {
-		rieBin = filepath.Join(tmpDir, "lambdabox")
-		cmd := exec.Command("go", "build", "-o", rieBin, "../cmd/lambdabox")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			rieErr = fmt.Errorf("go build lambdabox: %v\n%s", err, b)
-		}
-	})
-	if rieErr != nil {
-		tb.Fatal(rieErr)
-	}
+	bin := lambdaboxBinary(tb)
 	boot := helloBootstrap(tb)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -107,7 +114,7 @@ func startRIE(tb testing.TB, flags ...string) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	args := append([]string{"rie", "--runtime-interface-emulator-address", addr, "--runtime-api-address", "127.0.0.1:0"}, flags...)
-	cmd := exec.Command(rieBin, append(args, boot)...)
+	cmd := exec.Command(bin, append(args, boot)...)
 	cmd.Dir = filepath.Dir(boot)
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
