@@ -55,39 +55,48 @@ func hostArch() string { return runtime.GOARCH }
 
 // jlinkInstall unpacks the pinned JDK into a throwaway build root, runs its
 // jlink there and adds the linked runtime under j.Target. jlink's output
-// depends only on the jmods and the options, so the same pins give the
-// same bytes.
+// depends only on the jmods, the options and jlink's version, so the same
+// pins give the same bytes.
+//
+// For an image of another architecture than the host's, the jmods come
+// from the pinned packages and jlink from the same JDK version built for
+// the host (jlink refuses jmods of any other version). The host's packages
+// are not in the lock file: they change nothing in the image.
 func (b *builder) jlinkInstall(ctx context.Context, j *recipe.Jlink, pins []debian.Package, t *image.Tree) error {
-	if hostArch() != b.cfg.Arch {
-		return fmt.Errorf("jlink runs the image's JDK, so this recipe builds %s images only on %s hosts (this one is %s)", b.cfg.Arch, b.cfg.Arch, hostArch())
-	}
-	a, err := b.debian()
-	if err != nil {
-		return err
-	}
 	tmp, err := os.MkdirTemp(b.cfg.CacheDir, "jlink-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	root := filepath.Join(tmp, "root")
-	for _, p := range pins {
-		path, err := a.Fetch(ctx, p)
+	a, err := b.debian()
+	if err != nil {
+		return err
+	}
+	jdk := filepath.Join(tmp, "jdk")
+	if err := unpackRoot(ctx, a, pins, jdk); err != nil {
+		return err
+	}
+	jmods := filepath.Join(jdk, strings.ReplaceAll(j.JavaHome, "{arch}", b.cfg.Arch), "jmods")
+	tool := filepath.Join(jdk, strings.ReplaceAll(j.JavaHome, "{arch}", b.cfg.Arch), "bin", "jlink")
+	if host := hostArch(); host != b.cfg.Arch {
+		ha, err := debian.New(debian.Config{Dir: filepath.Join(b.cfg.CacheDir, "apt-"+host), Arch: host})
 		if err != nil {
 			return err
 		}
-		if err := debian.Extract(ctx, path, root); err != nil {
-			return err
+		hostPins := make([]debian.Package, len(pins))
+		for i, p := range pins {
+			hostPins[i] = debian.Package{Name: p.Name, Version: p.Version, Arch: host}
 		}
+		hostJDK := filepath.Join(tmp, "host-jdk")
+		if err := unpackRoot(ctx, ha, hostPins, hostJDK); err != nil {
+			return fmt.Errorf("jlink for %s runs the same JDK built for this %s host: %w", b.cfg.Arch, host, err)
+		}
+		tool = filepath.Join(hostJDK, strings.ReplaceAll(j.JavaHome, "{arch}", host), "bin", "jlink")
 	}
-	if err := rootSymlinks(root); err != nil {
-		return err
-	}
-	home := filepath.Join(root, strings.ReplaceAll(j.JavaHome, "{arch}", b.cfg.Arch))
 	out := filepath.Join(tmp, "out")
-	args := append([]string{"--module-path", filepath.Join(home, "jmods"), "--add-modules", strings.Join(j.Modules, ","), "--output", out}, j.Options...)
+	args := append([]string{"--module-path", jmods, "--add-modules", strings.Join(j.Modules, ","), "--output", out}, j.Options...)
 	b.logf("jlink --add-modules %s", strings.Join(j.Modules, ","))
-	cmd := exec.CommandContext(ctx, filepath.Join(home, "bin", "jlink"), args...)
+	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Dir = tmp
 	// Options from the host's environment must not change what jlink writes.
 	for _, kv := range os.Environ() {
@@ -99,6 +108,21 @@ func (b *builder) jlinkInstall(ctx context.Context, j *recipe.Jlink, pins []debi
 		return fmt.Errorf("jlink: %w: %s", err, strings.TrimSpace(string(msg)))
 	}
 	return t.AddDirFromDisk(out, j.Target)
+}
+
+// unpackRoot fetches pkgs with a and extracts them into root, with their
+// absolute symbolic links pointed into root.
+func unpackRoot(ctx context.Context, a *debian.Apt, pkgs []debian.Package, root string) error {
+	for _, p := range pkgs {
+		path, err := a.Fetch(ctx, p)
+		if err != nil {
+			return err
+		}
+		if err := debian.Extract(ctx, path, root); err != nil {
+			return err
+		}
+	}
+	return rootSymlinks(root)
 }
 
 // rootSymlinks points the absolute symbolic links under root (Debian's JDK
