@@ -51,6 +51,7 @@ type Pool struct {
 	all    []*environment.Environment
 	closed bool
 	done   chan struct{} // closed by Close; stops the reaper
+	reaped chan struct{} // closed when the reaper has stopped; nil without one
 }
 
 type idleEnv struct {
@@ -76,6 +77,7 @@ func New(cfg Config) (*Pool, error) {
 	}
 	p := &Pool{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrency), done: make(chan struct{})}
 	if cfg.KeepAlive > 0 {
+		p.reaped = make(chan struct{})
 		go p.reap()
 	}
 	return p, nil
@@ -179,6 +181,7 @@ func (p *Pool) put(ie *idleEnv) {
 
 // reap spins down environments idle for longer than the keep-alive.
 func (p *Pool) reap() {
+	defer close(p.reaped)
 	tick := time.NewTicker(min(p.cfg.KeepAlive/4+time.Millisecond, time.Second))
 	defer tick.Stop()
 	for {
@@ -228,6 +231,11 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.closed = true
 	all := p.all
 	p.mu.Unlock()
+	// An environment the reaper is spinning down is closed only after
+	// that, which its own shutdown deadlines bound.
+	if p.reaped != nil {
+		<-p.reaped
+	}
 	var errs []error
 	for _, env := range all {
 		if err := env.Close(ctx); err != nil {
