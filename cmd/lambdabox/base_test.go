@@ -153,6 +153,17 @@ func TestBaseImages(t *testing.T) {
 		build(t, "python3.11", "-t", base, "--load", "--engine", "podman", "--output", "oci:"+filepath.Join(tmp, "python.oci"))
 		t.Cleanup(func() { podman(t, "rmi", "-f", base) })
 
+		// The standard library and the RIC come compiled: a read-only image
+		// could never cache their bytecode at run time.
+		check := `import sys, importlib.util as u, os; sys.path.insert(0, "/var/runtime")
+import json.decoder, awslambdaric.bootstrap
+for m in (json.decoder, awslambdaric.bootstrap):
+    pyc = u.cache_from_source(m.__file__)
+    print(m.__name__, os.path.exists(pyc) and open(pyc, "rb").read(8)[4:] == b"\1\0\0\0")`
+		if res := podmanRun(t, "run", "--rm", "--entrypoint", "/usr/bin/python3.11", base, "-c", check); res.stdout != "json.decoder True\nawslambdaric.bootstrap True\n" {
+			t.Fatalf("bytecode: exit %d, stdout %q, stderr %s", res.code, res.stdout, res.stderr)
+		}
+
 		img := "localhost/lambdabox-test/pyfn:" + suffix
 		podmanBuild(t, testdataDir(t, "baseimages/pyfn"), "Containerfile", base, img)
 		serveAndInvoke(t, img, nil, `{"name":"python"}`, `"message": "Hello, python!", "tls": "OpenSSL"`)

@@ -144,6 +144,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("%s layer: %w", nl.Name, err)
 		}
 		layers = append(layers, image.Layer{Path: path, Comment: fmt.Sprintf("lambdabox %s %s layer", cfg.Recipe.Name, nl.Name)})
+		b.below = append(b.below, path)
 		res.Layers = append(res.Layers, LayerInfo{Name: nl.Name, Cached: cached})
 	}
 	path, cached, err := b.entrypointLayer()
@@ -219,8 +220,9 @@ func isEmpty(l *recipe.Layer) bool {
 }
 
 type builder struct {
-	cfg Config
-	apt *debian.Apt
+	cfg   Config
+	apt   *debian.Apt
+	below []string // the image's layers so far, bottom first
 }
 
 func (b *builder) logf(format string, args ...any) {
@@ -510,6 +512,11 @@ func (b *builder) tree(ctx context.Context, l *recipe.Layer, ll *LayerLock) (*im
 	}
 	for _, p := range l.Remove {
 		if err := t.Remove(p); err != nil {
+			return nil, err
+		}
+	}
+	if l.Bytecode != nil {
+		if err := b.pythonBytecode(ctx, l.Bytecode, t); err != nil {
 			return nil, err
 		}
 	}

@@ -116,6 +116,45 @@ func (t *Tree) Merge(o *Tree) {
 	}
 }
 
+// WriteDir writes the tree's directories, files and symbolic links below
+// dir. Entries below a symbolic link of the tree are skipped, so nothing is
+// written outside dir.
+func (t *Tree) WriteDir(dir string) error {
+	links := map[string]bool{}
+	for _, p := range t.Paths() { // parents first
+		e := t.entries[p]
+		below := false
+		for d := path.Dir(p); d != "." && !below; d = path.Dir(d) {
+			below = links[d]
+		}
+		if below {
+			continue
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		var err error
+		switch e.typ {
+		case tar.TypeDir:
+			err = os.MkdirAll(dst, 0o755)
+		case tar.TypeSymlink:
+			links[p] = true
+			err = os.Symlink(e.link, dst)
+		default:
+			mode := fs.FileMode(0o644)
+			if e.exec {
+				mode = 0o755
+			}
+			err = os.WriteFile(dst, e.data, mode)
+		}
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", dst, err)
+		}
+	}
+	return nil
+}
+
 // AddTar adds the entries of a tar stream, such as dpkg-deb --fsys-tarfile
 // writes. Hard links become copies of their target; devices, fifos and
 // other special files are skipped.

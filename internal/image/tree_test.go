@@ -229,3 +229,28 @@ func TestWriteOutputsAtomically(t *testing.T) {
 		t.Fatalf("dir holds %q, want %q", names, want)
 	}
 }
+
+func TestWriteDir(t *testing.T) {
+	tr := NewTree()
+	tr.AddFile("usr/bin/tool", []byte("#!/bin/sh\n"), 0o755)
+	tr.AddFile("etc/conf", []byte("x"), 0o644)
+	tr.AddSymlink("lib", "/")            // an absolute link to a directory…
+	tr.AddFile("lib/escape", nil, 0o644) // …must not carry files out of dir
+	dir := t.TempDir()
+	if err := tr.WriteDir(filepath.Join(dir, "root")); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "root")
+	if st, err := os.Stat(filepath.Join(root, "usr/bin/tool")); err != nil || st.Mode().Perm() != 0o755 {
+		t.Fatalf("tool: %v %v", st, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/conf")); string(b) != "x" {
+		t.Fatalf("conf: %q", b)
+	}
+	if l, _ := os.Readlink(filepath.Join(root, "lib")); l != "/" {
+		t.Fatalf("lib links to %q", l)
+	}
+	if _, err := os.Lstat("/escape"); err == nil {
+		t.Fatal("a file was written through the tree's symbolic link")
+	}
+}

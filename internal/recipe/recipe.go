@@ -68,6 +68,8 @@ type Layer struct {
 	Maven *Maven `toml:"maven"`
 	// Jlink links a trimmed Java runtime from a JDK's jmods into a directory.
 	Jlink *Jlink `toml:"jlink" json:",omitempty"`
+	// Bytecode compiles the layer's Python sources with the image's Python.
+	Bytecode *Bytecode `toml:"python_bytecode" json:",omitempty"`
 	// Unpack extracts a user-provided tarball or copies a user-provided
 	// directory into the image.
 	Unpack []Unpack `toml:"unpack"`
@@ -134,6 +136,19 @@ type Jlink struct {
 	Options []string `toml:"options"`
 	// Target is the runtime's directory in the image, e.g. "/var/lang".
 	Target string `toml:"target"`
+}
+
+// Bytecode compiles the Python sources below Dirs to .pyc files in their
+// __pycache__ directories, with the image's own Python (the layers below
+// and this one), after everything else in the layer. The .pycs are
+// unchecked-hash ones: reproducible, and imported without reading the
+// sources' timestamps. A Lambda image is read-only, so Python could never
+// write them at run time and would compile every module at each cold start.
+type Bytecode struct {
+	// Python is the interpreter in the image, e.g. "/usr/bin/python3.11".
+	Python string `toml:"python"`
+	// Dirs are the directories compiled, e.g. "/usr/lib/python3.11".
+	Dirs []string `toml:"dirs"`
 }
 
 // Unpack puts a user-provided input into the image.
@@ -279,6 +294,16 @@ func (r *Recipe) Validate() error {
 			}
 			if err := check("maven target", l.Maven.Target); err != nil {
 				return err
+			}
+		}
+		if bc := l.Bytecode; bc != nil {
+			if len(bc.Dirs) == 0 {
+				return fmt.Errorf("%s: python_bytecode needs dirs", nl.Name)
+			}
+			for _, p := range append([]string{bc.Python}, bc.Dirs...) {
+				if err := check("python_bytecode path", p); err != nil {
+					return err
+				}
 			}
 		}
 		if j := l.Jlink; j != nil {
