@@ -150,8 +150,20 @@ func TestBaseImages(t *testing.T) {
 
 	t.Run("python3.11", func(t *testing.T) {
 		base := "localhost/lambdabox-test/python3.11:" + suffix
-		build(t, "python3.11", "-t", base, "--load", "--engine", "podman", "--output", "oci:"+filepath.Join(tmp, "python.oci"))
+		digest, _ := build(t, "python3.11", "-t", base, "--load", "--engine", "podman", "--output", "oci:"+filepath.Join(tmp, "python.oci"))
 		t.Cleanup(func() { podman(t, "rmi", "-f", base) })
+
+		// Reproducible: every layer built again from the same lock file in
+		// an empty layer cache (sharing only the downloads) gives the same
+		// image, bytecode included.
+		fresh := filepath.Join(t.TempDir(), "cache")
+		os.MkdirAll(fresh, 0o755)
+		for _, d := range []string{"apt-amd64", "emulator"} {
+			os.Symlink(filepath.Join(cache, d), filepath.Join(fresh, d))
+		}
+		if again, _ := build(t, "python3.11", "-t", base, "--cache", fresh, "--output", "oci:"+filepath.Join(tmp, "python-again.oci")); again != digest {
+			t.Fatalf("rebuild from an empty layer cache: digest %s, first %s", again, digest)
+		}
 
 		// The standard library and the RIC come compiled: a read-only image
 		// could never cache their bytecode at run time.
