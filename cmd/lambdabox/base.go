@@ -35,6 +35,11 @@ their inputs. Package versions are pinned in the lock file, written on the
 first build and read on every later one; the same lock and SOURCE_DATE_EPOCH
 give the same image digest.
 
+--platform linux/arm64 builds from Debian's arm64 packages on any host
+(java17 links with the host's build of the same JDK, python3.11 compiles its
+bytecode with the host's build of the same Python), except nodejs: its addon
+build runs the image's own Node, so it needs an arm64 host.
+
 dotnet8: the .NET runtime and Amazon.Lambda.RuntimeSupport come from files you
 provide, since NuGet is not reachable from the build:
   --input dotnet=dotnet-runtime-8.0.x-linux-x64.tar.gz   (or aspnetcore-runtime-…; sets DOTNET_VERSION)

@@ -132,6 +132,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.pins = lock
 	res := &Result{Lock: lock}
 	var layers []image.Layer
 	for _, nl := range cfg.Recipe.Layers() {
@@ -222,6 +223,7 @@ func isEmpty(l *recipe.Layer) bool {
 type builder struct {
 	cfg   Config
 	apt   *debian.Apt
+	pins  *Lock    // the lock file being built from
 	below []string // the image's layers so far, bottom first
 }
 
@@ -233,12 +235,18 @@ func (b *builder) debian() (*debian.Apt, error) {
 	if b.apt != nil {
 		return b.apt, nil
 	}
-	a, err := debian.New(debian.Config{Dir: filepath.Join(b.cfg.CacheDir, "apt-"+b.cfg.Arch), Arch: b.cfg.Arch})
+	a, err := b.debianFor(b.cfg.Arch)
 	if err != nil {
 		return nil, err
 	}
 	b.apt = a
 	return a, nil
+}
+
+// debianFor returns apt for arch's packages, with its own state under the
+// cache directory.
+func (b *builder) debianFor(arch string) (*debian.Apt, error) {
+	return debian.New(debian.Config{Dir: filepath.Join(b.cfg.CacheDir, "apt-"+arch), Arch: arch})
 }
 
 // hashJSON is the sha256 of v's JSON encoding.

@@ -7,9 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/lambdabox/lambdabox/internal/debian"
 	"github.com/lambdabox/lambdabox/internal/image"
 	"github.com/lambdabox/lambdabox/internal/recipe"
 )
@@ -21,18 +23,15 @@ var loaders = map[string]struct{ ld, libs string }{
 	"arm64": {"lib/ld-linux-aarch64.so.1", "lib/aarch64-linux-gnu:usr/lib/aarch64-linux-gnu"},
 }
 
-// pythonBytecode compiles the Python sources below bc.Dirs of t, in a
+// pythonBytecode compiles the Python sources of t below bc.Dirs, in a
 // throwaway root holding the layers below and t, with the image's own
 // Python started through the image's dynamic loader (no chroot, so no
 // root), and adds the .pyc files it writes to t.
 //
-// An image of another architecture than the host's gets no .pyc files: its
-// Python cannot run here.
+// .pyc files do not depend on the architecture: for an image of another
+// architecture than the host's, the root gets the same Debian packages
+// built for the host, and their Python compiles the same sources.
 func (b *builder) pythonBytecode(ctx context.Context, bc *recipe.Bytecode, t *image.Tree) error {
-	if host := hostArch(); host != b.cfg.Arch {
-		b.logf("python bytecode: not compiled (the image's %s Python cannot run on this %s host)", b.cfg.Arch, host)
-		return nil
-	}
 	tmp, err := os.MkdirTemp(b.cfg.CacheDir, "bytecode-")
 	if err != nil {
 		return err
@@ -46,10 +45,20 @@ func (b *builder) pythonBytecode(ctx context.Context, bc *recipe.Bytecode, t *im
 		}
 	}
 	full.Merge(t)
+	host := hostArch()
+	if host != b.cfg.Arch {
+		if err := b.addHostPackages(ctx, full); err != nil {
+			return fmt.Errorf("compiling Python bytecode with this %s host's build of the image's packages: %w", host, err)
+		}
+	}
 	if err := full.WriteDir(root); err != nil {
 		return err
 	}
-	ld := loaders[b.cfg.Arch]
+	// Debian links sitecustomize.py to /etc: the root's, not the host's.
+	if err := rootSymlinks(root); err != nil {
+		return err
+	}
+	ld := loaders[host]
 	var libs []string
 	for _, d := range strings.Split(ld.libs, ":") {
 		libs = append(libs, filepath.Join(root, d))
@@ -77,19 +86,54 @@ func (b *builder) pythonBytecode(ctx context.Context, bc *recipe.Bytecode, t *im
 			if err != nil || !e.Type().IsRegular() || !strings.HasSuffix(p, ".pyc") || filepath.Base(filepath.Dir(p)) != "__pycache__" {
 				return err
 			}
+			// Only the layer's own sources: "dir/__pycache__/m.cpython-311.pyc"
+			// is the bytecode of "dir/m.py".
+			rel, _ := filepath.Rel(root, p)
+			rel = filepath.ToSlash(rel)
+			module, _, _ := strings.Cut(path.Base(rel), ".")
+			if !t.Has(path.Join(path.Dir(path.Dir(rel)), module+".py")) {
+				return nil
+			}
 			data, err := os.ReadFile(p)
 			if err != nil {
 				return err
 			}
-			rel, _ := filepath.Rel(root, p)
 			n++
-			return t.AddFile(filepath.ToSlash(rel), data, 0o644)
+			return t.AddFile(rel, data, 0o644)
 		})
 		if err != nil {
 			return err
 		}
 	}
 	b.logf("python bytecode: %d modules compiled", n)
+	return nil
+}
+
+// addHostPackages unpacks into t the host's build of every architecture-
+// specific Debian package the lock pins, at the same versions.
+func (b *builder) addHostPackages(ctx context.Context, t *image.Tree) error {
+	a, err := b.debianFor(hostArch())
+	if err != nil {
+		return err
+	}
+	for _, nl := range b.cfg.Recipe.Layers() {
+		ll := b.pins.Layers[nl.Name]
+		if ll == nil {
+			continue
+		}
+		for _, d := range ll.Debs {
+			if d.Arch == "all" {
+				continue
+			}
+			path, err := a.Fetch(ctx, debian.Package{Name: d.Name, Version: d.Version, Arch: hostArch()})
+			if err != nil {
+				return err
+			}
+			if err := debian.Unpack(ctx, path, t); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

@@ -79,7 +79,7 @@ func (b *builder) jlinkInstall(ctx context.Context, j *recipe.Jlink, pins []debi
 	jmods := filepath.Join(jdk, strings.ReplaceAll(j.JavaHome, "{arch}", b.cfg.Arch), "jmods")
 	tool := filepath.Join(jdk, strings.ReplaceAll(j.JavaHome, "{arch}", b.cfg.Arch), "bin", "jlink")
 	if host := hostArch(); host != b.cfg.Arch {
-		ha, err := debian.New(debian.Config{Dir: filepath.Join(b.cfg.CacheDir, "apt-"+host), Arch: host})
+		ha, err := b.debianFor(host)
 		if err != nil {
 			return err
 		}

@@ -32,9 +32,10 @@ type LayerLock struct {
 	Debs []debian.Package `json:"debs,omitempty"`
 	// Pip are Python distributions as name==version.
 	Pip []string `json:"pip,omitempty"`
-	// Npm are npm packages as name@version.
+	// Npm are the npm packages in the image, as name@version.
 	Npm []string `json:"npm,omitempty"`
-	// NpmLock is npm's package-lock.json for Npm (versions and integrity
+	// NpmLock is npm's package-lock.json of every npm package installed,
+	// including those only needed to build (versions and integrity
 	// hashes); the build installs exactly it with npm ci.
 	NpmLock json.RawMessage `json:"npm_lock,omitempty"`
 	// BuildDebs are the Debian packages of the build root that npm

@@ -108,6 +108,9 @@ func (b *builder) npmResolve(ctx context.Context, n *recipe.Npm, ll *LayerLock) 
 		if p.Integrity == "" {
 			return fmt.Errorf("package-lock.json: %s has no integrity hash", key)
 		}
+		if !inImage(key, n.Keep) {
+			continue
+		}
 		name := p.Name
 		if name == "" {
 			name = key[strings.LastIndex(key, "node_modules/")+len("node_modules/"):]
@@ -233,6 +236,21 @@ func (b *builder) npmInstall(ctx context.Context, n *recipe.Npm, ll *LayerLock, 
 		}
 	}
 	return nil
+}
+
+// inImage reports whether the package-lock.json entry at key (such as
+// "node_modules/a/node_modules/b") goes into the image: all do, unless keep
+// names the top-level packages that do.
+func inImage(key string, keep []string) bool {
+	if len(keep) == 0 {
+		return true
+	}
+	for _, k := range keep {
+		if top := "node_modules/" + k; key == top || strings.HasPrefix(key, top+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // pruneModules leaves only the packages named in keep ("name" or

@@ -75,3 +75,22 @@ func TestPruneModules(t *testing.T) {
 		t.Errorf("keeping a package that is not installed: %v", err)
 	}
 }
+
+func TestNpmInImage(t *testing.T) {
+	keep := []string{"aws-lambda-ric", "@scope/pkg"}
+	for key, want := range map[string]bool{
+		"node_modules/aws-lambda-ric":                       true,
+		"node_modules/aws-lambda-ric/node_modules/dep":      true,
+		"node_modules/@scope/pkg":                           true,
+		"node_modules/node-gyp":                             false,
+		"node_modules/aws-lambda-ric-extra":                 false,
+		"node_modules/node-gyp/node_modules/aws-lambda-ric": false,
+	} {
+		if got := inImage(key, keep); got != want {
+			t.Errorf("inImage(%q) = %v, want %v", key, got, want)
+		}
+	}
+	if !inImage("node_modules/anything", nil) {
+		t.Error("without keep, every package goes into the image")
+	}
+}

@@ -96,6 +96,16 @@ func (t *Tree) File(p string) ([]byte, bool) {
 	return e.data, true
 }
 
+// Has reports whether the tree has an entry at p.
+func (t *Tree) Has(p string) bool {
+	c, err := clean(p)
+	if err != nil {
+		return false
+	}
+	_, ok := t.entries[c]
+	return ok
+}
+
 // Paths returns every path in the tree, sorted, without a leading slash.
 func (t *Tree) Paths() []string {
 	ps := make([]string, 0, len(t.entries))
