@@ -121,11 +121,11 @@ func (b *builder) addHostPackages(ctx context.Context, t *image.Tree) error {
 		if ll == nil {
 			continue
 		}
-		for _, d := range ll.Debs {
+		for _, d := range builtFor(ll.Debs, hostArch()) {
 			if d.Arch == "all" {
-				continue
+				continue // already in t
 			}
-			path, err := a.Fetch(ctx, debian.Package{Name: d.Name, Version: d.Version, Arch: hostArch()})
+			path, err := a.Fetch(ctx, d)
 			if err != nil {
 				return err
 			}

@@ -53,6 +53,19 @@ func (b *builder) jlinkResolve(ctx context.Context, j *recipe.Jlink) ([]debian.P
 // hostArch is the Debian architecture of the machine running lambdabox.
 func hostArch() string { return runtime.GOARCH }
 
+// builtFor returns the same packages, at the same versions, built for arch;
+// packages for all architectures stay as they are, checksum included.
+func builtFor(pkgs []debian.Package, arch string) []debian.Package {
+	out := make([]debian.Package, len(pkgs))
+	for i, p := range pkgs {
+		out[i] = p
+		if p.Arch != "all" {
+			out[i] = debian.Package{Name: p.Name, Version: p.Version, Arch: arch}
+		}
+	}
+	return out
+}
+
 // jlinkInstall unpacks the pinned JDK into a throwaway build root, runs its
 // jlink there and adds the linked runtime under j.Target. jlink's output
 // depends only on the jmods, the options and jlink's version, so the same
@@ -83,12 +96,8 @@ func (b *builder) jlinkInstall(ctx context.Context, j *recipe.Jlink, pins []debi
 		if err != nil {
 			return err
 		}
-		hostPins := make([]debian.Package, len(pins))
-		for i, p := range pins {
-			hostPins[i] = debian.Package{Name: p.Name, Version: p.Version, Arch: host}
-		}
 		hostJDK := filepath.Join(tmp, "host-jdk")
-		if err := unpackRoot(ctx, ha, hostPins, hostJDK); err != nil {
+		if err := unpackRoot(ctx, ha, builtFor(pins, host), hostJDK); err != nil {
 			return fmt.Errorf("jlink for %s runs the same JDK built for this %s host: %w", b.cfg.Arch, host, err)
 		}
 		tool = filepath.Join(hostJDK, strings.ReplaceAll(j.JavaHome, "{arch}", host), "bin", "jlink")
