@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -93,25 +92,13 @@ func computeDigests(path string) (layerDigests, error) {
 	}, nil
 }
 
+// saveDigests writes d beside its layer. A torn or stale file is caught on
+// reading (it does not parse or does not match the layer's size), so a
+// plain write does.
 func saveDigests(path string, d layerDigests) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return os.WriteFile(path, b, 0o644)
 }

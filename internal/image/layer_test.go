@@ -21,19 +21,18 @@ func TestLayerDigestsRemembered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	wantDigest, _ := want.Digest()
+	wantDiffID, _ := want.DiffID()
 	check := func(what string) {
 		t.Helper()
 		l, err := openLayer(p)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		for _, f := range []func() (string, string){
-			func() (string, string) { a, _ := l.Digest(); b, _ := want.Digest(); return a.String(), b.String() },
-			func() (string, string) { a, _ := l.DiffID(); b, _ := want.DiffID(); return a.String(), b.String() },
-		} {
-			if got, exp := f(); got != exp {
-				t.Fatalf("%s: %s, want %s", what, got, exp)
-			}
+		digest, _ := l.Digest()
+		diffID, _ := l.DiffID()
+		if digest != wantDigest || diffID != wantDiffID {
+			t.Fatalf("%s: digest %s diffID %s, want %s %s", what, digest, diffID, wantDigest, wantDiffID)
 		}
 	}
 	check("first open")

@@ -39,6 +39,8 @@ func TestParseErrors(t *testing.T) {
 		{"pip without python", "name = \"x\"\n[ric.pip]\npackages = [\"a\"]\ntarget = \"/var/runtime\"\n", "pip needs packages and python"},
 		{"maven coords", "name = \"x\"\n[ric.maven]\nartifacts = [\"a:b\"]\ntarget = \"/var/runtime/lib\"\n", "group:artifact:version"},
 		{"undeclared input", "name = \"x\"\n[[runtime.unpack]]\ninput = \"dotnet\"\ntarget = \"/var/lang/bin\"\n", "undeclared input"},
+		{"bytecode without dirs", "name = \"x\"\n[runtime.python_bytecode]\npython = \"/usr/bin/python3\"\n", "python_bytecode needs dirs"},
+		{"bytecode with a relative python", "name = \"x\"\n[runtime.python_bytecode]\npython = \"python3\"\ndirs = [\"/usr/lib/python3\"]\n", "must be a clean absolute path"},
 		{"jlink without modules", "name = \"x\"\n[runtime.jlink]\npackages = [\"openjdk-17-jdk-headless\"]\njava_home = \"/usr/lib/jvm/x\"\ntarget = \"/var/lang\"\n", "jlink needs packages, java_home and modules"},
 		{"jlink output option", "name = \"x\"\n[runtime.jlink]\npackages = [\"a\"]\njava_home = \"/j\"\nmodules = [\"java.base\"]\noptions = [\"--output\", \"/x\"]\ntarget = \"/var/lang\"\n", "set by lambdabox"},
 		{"bad generator", "name = \"x\"\n[[os.files]]\npath = \"/x\"\ngenerate = \"magic\"\n", "generate"},
