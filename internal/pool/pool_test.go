@@ -1,13 +1,10 @@
 package pool
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,74 +13,10 @@ import (
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
-	"github.com/lambdabox/lambdabox/internal/sandbox"
+	"github.com/lambdabox/lambdabox/internal/sandbox/sandboxtest"
 )
 
-// goRuntimes is a sandbox driver whose "processes" are goroutines running
-// a Runtime API client loop: next, handler, response.
-type goRuntimes struct {
-	handler   func(payload []byte) []byte
-	stopDelay time.Duration // how long a runtime takes to stop
-	started   atomic.Int32
-	stopped   atomic.Int32 // runtimes asked to stop
-}
-
-func (d *goRuntimes) Start(_ context.Context, spec sandbox.Spec) (sandbox.Env, error) {
-	var api string
-	for _, kv := range spec.Env {
-		if v, ok := strings.CutPrefix(kv, "AWS_LAMBDA_RUNTIME_API="); ok {
-			api = "http://" + v + "/2018-06-01/runtime/invocation/"
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &goRuntime{done: make(chan struct{}), cancel: cancel, d: d}
-	d.started.Add(1)
-	go func() {
-		defer close(r.done)
-		for ctx.Err() == nil {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, api+"next", nil)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return
-			}
-			payload, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
-			post, _ := http.NewRequestWithContext(ctx, http.MethodPost, api+id+"/response", bytes.NewReader(d.handler(payload)))
-			if resp, err := http.DefaultClient.Do(post); err == nil {
-				resp.Body.Close()
-			}
-		}
-	}()
-	return r, nil
-}
-
-type goRuntime struct {
-	done   chan struct{}
-	cancel context.CancelFunc
-	d      *goRuntimes
-	once   sync.Once
-}
-
-func (r *goRuntime) Done() <-chan struct{} { return r.done }
-func (r *goRuntime) Exit() sandbox.ExitStatus {
-	return sandbox.ExitStatus{Code: -1, Signal: "terminated"}
-}
-func (r *goRuntime) Stop(ctx context.Context) error {
-	r.once.Do(func() {
-		r.d.stopped.Add(1)
-		time.Sleep(r.d.stopDelay)
-	})
-	r.cancel()
-	select {
-	case <-r.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func newTestPool(t *testing.T, d *goRuntimes, cfg Config) *Pool {
+func newTestPool(t *testing.T, d *sandboxtest.Driver, cfg Config) *Pool {
 	t.Helper()
 	fn := function.Config{Command: []string{"bootstrap"}, Dir: t.TempDir(), Timeout: 10 * time.Second}.WithDefaults()
 	extDir := t.TempDir()
@@ -122,13 +55,13 @@ func invoke(ctx context.Context, p *Pool, payload string) (string, error) {
 
 func TestPoolRunsUpToMaxConcurrency(t *testing.T) {
 	var running, most atomic.Int32
-	d := &goRuntimes{handler: func(p []byte) []byte {
+	d := &sandboxtest.Driver{Handler: func(p []byte) ([]byte, error) {
 		n := running.Add(1)
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
 		time.Sleep(100 * time.Millisecond)
 		running.Add(-1)
-		return p
+		return p, nil
 	}}
 	p := newTestPool(t, d, Config{MaxConcurrency: 2, Queue: true, QueueTimeout: 10 * time.Second})
 	var wg sync.WaitGroup
@@ -152,18 +85,18 @@ func TestPoolRunsUpToMaxConcurrency(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if most.Load() != 2 || d.started.Load() != 2 {
-		t.Errorf("%d invokes ran at once in %d environments; want 2 and 2", most.Load(), d.started.Load())
+	if most.Load() != 2 || d.Started() != 2 {
+		t.Errorf("%d invokes ran at once in %d environments; want 2 and 2", most.Load(), d.Started())
 	}
 }
 
 func TestPoolThrottlesWithoutQueue(t *testing.T) {
 	release := make(chan struct{})
-	d := &goRuntimes{handler: func(p []byte) []byte { <-release; return p }}
+	d := &sandboxtest.Driver{Handler: func(p []byte) ([]byte, error) { <-release; return p, nil }}
 	p := newTestPool(t, d, Config{MaxConcurrency: 1})
 	first := make(chan error, 1)
 	go func() { _, err := invoke(context.Background(), p, `{}`); first <- err }()
-	for deadline := time.Now().Add(5 * time.Second); d.started.Load() == 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); d.Started() == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the first invoke never started a runtime")
 		}
@@ -181,13 +114,13 @@ func TestPoolThrottlesWithoutQueue(t *testing.T) {
 // by the next invoke. Closing the pool while the reaper is spinning one
 // down waits for it (go test -race saw both shut the environment down).
 func TestPoolKeepAlive(t *testing.T) {
-	d := &goRuntimes{handler: func(p []byte) []byte { return p }, stopDelay: 100 * time.Millisecond}
+	d := &sandboxtest.Driver{Handler: func(p []byte) ([]byte, error) { return p, nil }, StopDelay: 100 * time.Millisecond}
 	p := newTestPool(t, d, Config{MaxConcurrency: 1, Queue: true, QueueTimeout: 10 * time.Second, KeepAlive: 50 * time.Millisecond})
-	spunDown := func(n int32) {
+	spunDown := func(n int) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); d.stopped.Load() < n; time.Sleep(5 * time.Millisecond) {
+		for deadline := time.Now().Add(5 * time.Second); d.Stopped() < n; time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("environment not spun down (%d stops, want %d)", d.stopped.Load(), n)
+				t.Fatalf("environment not spun down (%d stops, want %d)", d.Stopped(), n)
 			}
 		}
 	}
@@ -198,7 +131,7 @@ func TestPoolKeepAlive(t *testing.T) {
 	if got, err := invoke(context.Background(), p, `{"again":1}`); err != nil || got != `{"again":1}` {
 		t.Fatalf("invoke after spin-down: %q, %v", got, err)
 	}
-	if n := d.started.Load(); n != 2 {
+	if n := d.Started(); n != 2 {
 		t.Errorf("runtime started %d times, want 2", n)
 	}
 	spunDown(2) // the cleanup's Close now runs while the runtime stops

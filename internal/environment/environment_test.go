@@ -1,0 +1,146 @@
+package environment
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lambdabox/lambdabox/internal/function"
+	"github.com/lambdabox/lambdabox/internal/runtimeapi"
+	"github.com/lambdabox/lambdabox/internal/sandbox/sandboxtest"
+)
+
+// syncBuffer collects the environment's output lines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// newTestEnv returns an environment whose runtimes are d's goroutines.
+func newTestEnv(t *testing.T, d *sandboxtest.Driver) (*Environment, *syncBuffer) {
+	t.Helper()
+	out := &syncBuffer{}
+	e, err := New(Config{
+		Function:       function.Config{Command: []string{"bootstrap"}, Dir: t.TempDir(), Timeout: time.Second}.WithDefaults(),
+		Driver:         d,
+		RuntimeAPIAddr: "127.0.0.1:0",
+		ExtensionsDir:  t.TempDir(),
+		Output:         out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return e, out
+}
+
+func invokeEnv(e *Environment, id, payload string) *Result {
+	res := e.Invoke(context.Background(), &Request{Invocation: runtimeapi.Invocation{ID: id, Payload: []byte(payload)}})
+	e.Settle()
+	return res
+}
+
+// behaviours answers by payload: "slow" outlives the 1 s timeout,
+// "crash" exits the runtime, "fail" returns an error, others are echoed.
+func behaviours(payload []byte) ([]byte, error) {
+	switch string(payload) {
+	case `"slow"`:
+		time.Sleep(1500 * time.Millisecond)
+	case `"crash"`:
+		return nil, sandboxtest.Exit
+	case `"fail"`:
+		return nil, errors.New("it failed")
+	}
+	return payload, nil
+}
+
+func TestEnvironmentInvokes(t *testing.T) {
+	d := &sandboxtest.Driver{Handler: behaviours}
+	e, out := newTestEnv(t, d)
+
+	res := invokeEnv(e, "id-1", `{"a":1}`)
+	if res.Error || string(res.Payload) != `{"a":1}` {
+		t.Fatalf("echo: %+v", res.Response)
+	}
+	for _, line := range []string{"START RequestId: id-1 Version: $LATEST", "END RequestId: id-1", "REPORT RequestId: id-1"} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("output lacks %q:\n%s", line, out)
+		}
+	}
+
+	res = invokeEnv(e, "id-2", `"fail"`)
+	if !res.Error || res.ErrorType != "Handler.Error" || !strings.Contains(string(res.Payload), "it failed") {
+		t.Errorf("function error: %+v %s", res.Response, res.Payload)
+	}
+	if d.Started() != 1 {
+		t.Errorf("%d runtimes started, want 1 (a function error keeps the runtime)", d.Started())
+	}
+}
+
+// A timeout and a crash each end the runtime; the next invoke starts a new
+// one in the same environment.
+func TestEnvironmentResets(t *testing.T) {
+	for _, c := range []struct{ payload, errorType string }{
+		{`"slow"`, "Sandbox.Timedout"},
+		{`"crash"`, "Runtime.ExitError"},
+	} {
+		t.Run(c.errorType, func(t *testing.T) {
+			d := &sandboxtest.Driver{Handler: behaviours}
+			e, out := newTestEnv(t, d)
+			res := invokeEnv(e, "bad", c.payload)
+			if !res.Error || res.ErrorType != c.errorType || !strings.Contains(string(res.Payload), "RequestId: bad") {
+				t.Fatalf("got %s %s, want %s", res.ErrorType, res.Payload, c.errorType)
+			}
+			if !strings.Contains(out.String(), "REPORT RequestId: bad") {
+				t.Errorf("no REPORT line:\n%s", out)
+			}
+			if res := invokeEnv(e, "good", `"ok"`); res.Error || string(res.Payload) != `"ok"` {
+				t.Fatalf("next invoke: %s %s", res.ErrorType, res.Payload)
+			}
+			if d.Started() != 2 {
+				t.Errorf("%d runtimes started, want 2", d.Started())
+			}
+		})
+	}
+}
+
+// A spun-down environment (Shutdown) starts its runtime again on demand.
+func TestEnvironmentShutdownAndInitAgain(t *testing.T) {
+	d := &sandboxtest.Driver{Handler: behaviours}
+	e, _ := newTestEnv(t, d)
+	if err := e.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.Shutdown(context.Background(), ReasonSpindown)
+	if d.Stopped() != 1 {
+		t.Fatalf("%d runtimes stopped, want 1", d.Stopped())
+	}
+	if res := invokeEnv(e, "after", `"x"`); res.Error || string(res.Payload) != `"x"` {
+		t.Fatalf("invoke after shutdown: %s %s", res.ErrorType, res.Payload)
+	}
+	if d.Started() != 2 {
+		t.Errorf("%d runtimes started, want 2", d.Started())
+	}
+}
