@@ -351,14 +351,11 @@ func (b *builder) resolve(ctx context.Context, name string, l *recipe.Layer, bel
 			if lower[p.Name] {
 				continue
 			}
-			path, err := a.Fetch(ctx, p)
+			pin, err := a.Pin(ctx, p)
 			if err != nil {
 				return nil, err
 			}
-			if p.SHA256, err = debian.SHA256(path); err != nil {
-				return nil, err
-			}
-			ll.Debs = append(ll.Debs, p)
+			ll.Debs = append(ll.Debs, pin)
 		}
 	}
 	if l.Pip != nil {
@@ -407,8 +404,8 @@ func (b *builder) layer(ctx context.Context, name string, l *recipe.Layer, ll *L
 		Lock               *LayerLock
 		Inputs             map[string]string
 	}{formatVersion, name, b.cfg.Arch, b.cfg.Epoch.Unix(), l, ll, inputs})
-	path := filepath.Join(b.cfg.CacheDir, "layers", key+".tar.gz")
-	if _, err := os.Stat(path); err == nil {
+	path, cached := b.cachedLayer(key)
+	if cached {
 		b.logf("%s layer: cached", name)
 		return path, true, nil
 	}
@@ -417,15 +414,33 @@ func (b *builder) layer(ctx context.Context, name string, l *recipe.Layer, ll *L
 	if err != nil {
 		return "", false, err
 	}
-	data, err := t.Gzip(b.epoch())
+	mib, err := b.saveLayer(path, t)
 	if err != nil {
 		return "", false, err
 	}
-	if err := writeFileAtomic(path, data, 0o644); err != nil {
-		return "", false, err
-	}
-	b.logf("%s layer: built in %s, %d files, %.1f MiB compressed", name, time.Since(start).Round(time.Millisecond), t.Len(), float64(len(data))/(1<<20))
+	b.logf("%s layer: built in %s, %d files, %.1f MiB compressed", name, time.Since(start).Round(time.Millisecond), t.Len(), mib)
 	return path, false, nil
+}
+
+// cachedLayer is the path of the cached layer with key, and whether it
+// has been built.
+func (b *builder) cachedLayer(key string) (string, bool) {
+	path := filepath.Join(b.cfg.CacheDir, "layers", key+".tar.gz")
+	_, err := os.Stat(path)
+	return path, err == nil
+}
+
+// saveLayer writes t to the cache at path as a gzip layer and returns its
+// compressed size in MiB.
+func (b *builder) saveLayer(path string, t *image.Tree) (float64, error) {
+	data, err := t.Gzip(b.epoch())
+	if err != nil {
+		return 0, err
+	}
+	if err := writeFileAtomic(path, data, 0o644); err != nil {
+		return 0, err
+	}
+	return float64(len(data)) / (1 << 20), nil
 }
 
 func (b *builder) epoch() time.Time {
@@ -559,8 +574,8 @@ func (b *builder) entrypointLayer() (string, bool, error) {
 		Format, Emulator string
 		Epoch            int64
 	}{formatVersion, hex.EncodeToString(sum[:]), b.cfg.Epoch.Unix()})
-	path := filepath.Join(b.cfg.CacheDir, "layers", key+".tar.gz")
-	if _, err := os.Stat(path); err == nil {
+	path, cached := b.cachedLayer(key)
+	if cached {
 		return path, true, nil
 	}
 	t := image.NewTree()
@@ -575,13 +590,10 @@ func (b *builder) entrypointLayer() (string, bool, error) {
 	if err := t.AddSymlink("lambda-entrypoint.sh", "/usr/local/bin/aws-lambda-rie"); err != nil {
 		return "", false, err
 	}
-	data, err := t.Gzip(b.epoch())
+	mib, err := b.saveLayer(path, t)
 	if err != nil {
 		return "", false, err
 	}
-	if err := writeFileAtomic(path, data, 0o644); err != nil {
-		return "", false, err
-	}
-	b.logf("entrypoint layer: %.1f MiB compressed", float64(len(data))/(1<<20))
+	b.logf("entrypoint layer: %.1f MiB compressed", mib)
 	return path, false, nil
 }

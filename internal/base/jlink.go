@@ -35,14 +35,11 @@ func (b *builder) jlinkResolve(ctx context.Context, j *recipe.Jlink) ([]debian.P
 		if !want[p.Name] {
 			continue
 		}
-		path, err := a.Fetch(ctx, p)
+		pin, err := a.Pin(ctx, p)
 		if err != nil {
 			return nil, err
 		}
-		if p.SHA256, err = debian.SHA256(path); err != nil {
-			return nil, err
-		}
-		pins = append(pins, p)
+		pins = append(pins, pin)
 	}
 	if len(pins) != len(want) {
 		return nil, fmt.Errorf("jlink: resolved %d of the packages %s", len(pins), strings.Join(j.Packages, " "))

@@ -137,14 +137,11 @@ func (b *builder) npmResolve(ctx context.Context, n *recipe.Npm, ll *LayerLock) 
 		return fmt.Errorf("build root: %w", err)
 	}
 	for _, p := range pkgs {
-		path, err := a.Fetch(ctx, p)
+		pin, err := a.Pin(ctx, p)
 		if err != nil {
 			return err
 		}
-		if p.SHA256, err = debian.SHA256(path); err != nil {
-			return err
-		}
-		ll.BuildDebs = append(ll.BuildDebs, p)
+		ll.BuildDebs = append(ll.BuildDebs, pin)
 	}
 	return nil
 }

@@ -295,6 +295,16 @@ func (a *Apt) Fetch(ctx context.Context, p Package) (string, error) {
 	return path, nil
 }
 
+// Pin downloads p and returns it with its .deb's checksum, for a lock file.
+func (a *Apt) Pin(ctx context.Context, p Package) (Package, error) {
+	path, err := a.Fetch(ctx, p)
+	if err != nil {
+		return p, err
+	}
+	p.SHA256, err = fileSHA256(path)
+	return p, err
+}
+
 func fileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -307,9 +317,6 @@ func fileSHA256(path string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
-
-// SHA256 returns the checksum of a fetched .deb.
-func SHA256(path string) (string, error) { return fileSHA256(path) }
 
 // TarAdder takes a tar stream; *image.Tree implements it.
 type TarAdder interface {
