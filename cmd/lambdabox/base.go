@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -151,22 +150,19 @@ func runBaseBuild(cmd *cobra.Command, runtime string, o baseBuildOptions) error 
 	if err != nil {
 		return fmt.Errorf("--tag: %w", err)
 	}
-	type output struct{ kind, path string }
-	var outputs []output
-	for _, s := range o.outputs {
-		kind, path, ok := strings.Cut(s, ":")
-		if !ok || (kind != "oci" && kind != "tar") || path == "" {
-			return fmt.Errorf("--output %q: want oci:DIR or tar:FILE", s)
+	dest := image.Destinations{Load: o.load, Engine: o.engine}
+	for _, v := range o.outputs {
+		out, err := image.ParseOutput(v)
+		if err != nil {
+			return err
 		}
-		outputs = append(outputs, output{kind, path})
+		dest.Outputs = append(dest.Outputs, out)
 	}
-	if len(outputs) == 0 && !o.load && !o.push {
-		outputs = append(outputs, output{"oci", runtime + ".oci"})
+	if o.push {
+		dest.Push = tag
 	}
-	for _, out := range outputs {
-		if fi, err := os.Stat(filepath.Dir(out.path)); err != nil || !fi.IsDir() {
-			return fmt.Errorf("--output %s: directory %s does not exist", out.path, filepath.Dir(out.path))
-		}
+	if dest.Empty() {
+		dest.Outputs = []image.Output{{Kind: image.OCI, Path: runtime + ".oci"}}
 	}
 	inputs := map[string]string{}
 	for _, s := range o.inputs {
@@ -186,13 +182,9 @@ func runBaseBuild(cmd *cobra.Command, runtime string, o baseBuildOptions) error 
 	if o.lockFile == "" {
 		o.lockFile = fmt.Sprintf("lambdabox-%s-%s.lock.json", runtime, arch)
 	}
-	var epoch time.Time
-	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970", v)
-		}
-		epoch = time.Unix(n, 0)
+	epoch, err := image.SourceDateEpoch()
+	if err != nil {
+		return err
 	}
 	if o.emulator == "" {
 		wd, _ := os.Getwd()
@@ -218,29 +210,8 @@ func runBaseBuild(cmd *cobra.Command, runtime string, o baseBuildOptions) error 
 	if err != nil {
 		return err
 	}
-	for _, out := range outputs {
-		switch out.kind {
-		case "oci":
-			err = image.WriteLayout(out.path, res.Image, tag)
-		case "tar":
-			err = image.WriteTarball(out.path, res.Image, tag)
-		}
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(out.path+".spdx.json", sbom, 0o644); err != nil {
-			return fmt.Errorf("writing SBOM: %w", err)
-		}
-	}
-	if o.load {
-		if err := image.Load(ctx, o.engine, res.Image, tag); err != nil {
-			return err
-		}
-	}
-	if o.push {
-		if err := image.Push(ctx, tag, res.Image); err != nil {
-			return err
-		}
+	if err := image.Write(ctx, res.Image, tag, dest, sbom); err != nil {
+		return err
 	}
 	digest, err := res.Image.Digest()
 	if err != nil {
