@@ -21,7 +21,6 @@ import (
 	"github.com/lambdabox/lambdabox/internal/httpfront"
 	"github.com/lambdabox/lambdabox/internal/invoke"
 	"github.com/lambdabox/lambdabox/internal/pool"
-	"github.com/lambdabox/lambdabox/internal/sandbox/process"
 )
 
 // The function under test: examples/hello-go, an aws-lambda-go handler
@@ -173,6 +172,7 @@ func serveFunction(tb testing.TB, boot string, maxConcurrency int, shaping bool)
 	if err := cfg.Validate(); err != nil {
 		tb.Fatal(err)
 	}
+	drv := processDriver(tb)
 	p, err := pool.New(pool.Config{
 		MaxConcurrency: maxConcurrency,
 		Queue:          true,
@@ -180,7 +180,7 @@ func serveFunction(tb testing.TB, boot string, maxConcurrency int, shaping bool)
 		New: func(int, bool) (*environment.Environment, error) {
 			return environment.New(environment.Config{
 				Function:       cfg,
-				Driver:         process.Driver{},
+				Driver:         drv,
 				RuntimeAPIAddr: "127.0.0.1:0",
 				StreamShaping:  shaping,
 				Output:         io.Discard,

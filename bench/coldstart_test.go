@@ -15,7 +15,6 @@ import (
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
-	"github.com/lambdabox/lambdabox/internal/sandbox/process"
 )
 
 var initDurationRE = regexp.MustCompile(`Init Duration: ([0-9.]+) ms`)
@@ -28,9 +27,10 @@ func BenchmarkColdStart(b *testing.B) {
 	boot := helloBootstrap(b)
 	cfg := function.Config{Name: "cold", Command: []string{boot}, Dir: filepath.Dir(boot), Timeout: 30 * time.Second}.WithDefaults()
 	var total, inits, overhead []time.Duration
+	drv := processDriver(b)
 	for b.Loop() {
 		var out bytes.Buffer
-		env, err := environment.New(environment.Config{Function: cfg, Driver: process.Driver{}, Output: &out})
+		env, err := environment.New(environment.Config{Function: cfg, Driver: drv, Output: &out})
 		if err != nil {
 			b.Fatal(err)
 		}

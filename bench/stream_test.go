@@ -21,7 +21,6 @@ import (
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
-	"github.com/lambdabox/lambdabox/internal/sandbox/process"
 )
 
 const streamSize = 100 << 20 // 100 MiB
@@ -141,7 +140,7 @@ func BenchmarkStream100MiB(b *testing.B) {
 func BenchmarkStreamRuntimeHop100MiB(b *testing.B) {
 	boot := testFunction(b, "gofn")
 	cfg := function.Config{Name: "hop", Command: []string{boot}, Dir: filepath.Dir(boot), Timeout: 60 * time.Second}.WithDefaults()
-	env, err := environment.New(environment.Config{Function: cfg, Driver: process.Driver{}, Output: io.Discard})
+	env, err := environment.New(environment.Config{Function: cfg, Driver: processDriver(b), Output: io.Discard})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // runFakeRuntime is a deliberately misbehaving runtime, for the cases no
@@ -23,6 +25,14 @@ func runFakeRuntime(mode string) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	if mode == "setsidchild" {
+		// A daemon-like child of the "setsid" runtime: its own session,
+		// the runtime's output, and a long sleep.
+		_, _ = syscall.Setsid()
+		fmt.Println("FAKE setsid child", os.Getpid())
+		time.Sleep(time.Hour)
+		return
+	}
 	if mode == "hanginit" {
 		// Hang in Init on the first two starts (the init and its retry),
 		// counted in $HANG_COUNTER; answer normally from the third on.
@@ -39,7 +49,7 @@ func runFakeRuntime(mode string) {
 		if err != nil {
 			os.Exit(2)
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
+		payload, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
 		switch mode {
@@ -76,6 +86,14 @@ func runFakeRuntime(mode string) {
 			if r, err := http.DefaultClient.Do(req); err == nil {
 				r.Body.Close()
 			}
+		case "setsid":
+			// Start a child in a session of its own, then answer, or hang
+			// past the timeout when asked to.
+			startSetsidChild()
+			if string(payload) == `"hang"` {
+				select {}
+			}
+			post("/invocation/"+id+"/response", `"ok"`)
 		case "echo":
 			post("/invocation/"+id+"/response", `"ok"`)
 		default:
@@ -83,4 +101,20 @@ func runFakeRuntime(mode string) {
 			os.Exit(2)
 		}
 	}
+}
+
+// startSetsidChild starts this binary again as a "setsidchild".
+func startSetsidChild() {
+	env := []string{"LAMBDABOX_TEST_RUNTIME=setsidchild"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LAMBDABOX_TEST_RUNTIME=") {
+			env = append(env, kv)
+		}
+	}
+	p, err := os.StartProcess(os.Args[0], os.Args[:1], &os.ProcAttr{Env: env, Files: []*os.File{nil, os.Stdout, os.Stderr}})
+	if err != nil {
+		fmt.Println("FAKE setsid error:", err)
+		os.Exit(2)
+	}
+	_ = p.Release()
 }

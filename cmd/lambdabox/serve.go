@@ -52,7 +52,13 @@ type front struct {
 
 // serve runs the function until ctx ends, then shuts down cleanly: no new
 // requests, in-flight and queued invokes finish, runtimes get SIGTERM.
-func serve(ctx context.Context, sc serveConfig) error {
+func serve(ctx context.Context, sc serveConfig) (err error) {
+	drv, err := process.New(process.Config{Log: sc.log})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, drv.Close(context.Background())) }()
+	sc.log.Info("containing runtimes with " + drv.Mechanism())
 	newEnv := func(addr string, provisioned bool) (*environment.Environment, error) {
 		initType := ""
 		if provisioned {
@@ -60,7 +66,7 @@ func serve(ctx context.Context, sc serveConfig) error {
 		}
 		return environment.New(environment.Config{
 			Function:       sc.function,
-			Driver:         process.Driver{},
+			Driver:         drv,
 			RuntimeAPIAddr: addr,
 			InitType:       initType,
 			ExtensionsDir:  sc.extensionsDir,

@@ -2,8 +2,13 @@ package process
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,55 +19,234 @@ import (
 	"github.com/lambdabox/lambdabox/internal/sandbox"
 )
 
-func TestStartStopKillsTheProcessGroup(t *testing.T) {
-	pidFile := filepath.Join(t.TempDir(), "child")
-	// The runtime starts a child that ignores SIGTERM; Stop must still end both.
-	env, err := Driver{}.Start(context.Background(), sandbox.Spec{
-		Path: "/bin/sh",
-		Args: []string{"-c", `sh -c 'trap "" TERM; echo $$ > ` + pidFile + `; while :; do sleep 1; done' & wait`},
-	})
-	if err != nil {
-		t.Fatal(err)
+// helperEnv makes the test binary, started by a test, play a process.
+const helperEnv = "LAMBDABOX_PROCESS_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		runHelper(mode)
+		return
 	}
-	var child int
-	for deadline := time.Now().Add(5 * time.Second); child == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("child did not start")
+	os.Exit(m.Run())
+}
+
+// runHelper plays a runtime or one of its children. PIDFILE receives the
+// pid of the process that is meant to escape.
+//
+//	runtime-<how>-<stay|exit>: start a child <how>, then sleep or exit
+//	setsid: call setsid, allocate ALLOC MiB, write PIDFILE, sleep
+//	doublefork: call setsid, start "orphan", exit (a daemon's fork-setsid-fork)
+//	orphan: allocate ALLOC MiB, write PIDFILE, sleep
+func runHelper(mode string) {
+	child := func(mode string) {
+		env := []string{helperEnv + "=" + mode}
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, helperEnv+"=") {
+				env = append(env, kv)
+			}
 		}
-		b, _ := os.ReadFile(pidFile)
-		child, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		p, err := os.StartProcess(os.Args[0], os.Args[:1], &os.ProcAttr{
+			Env:   env,
+			Files: []*os.File{nil, os.Stdout, os.Stderr},
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			os.Exit(2)
+		}
+		_ = p.Release()
 	}
-	if m, ok := env.(sandbox.MemoryReporter); !ok {
-		t.Error("no MemoryReporter")
-	} else if b, err := m.MaxMemory(); err != nil || b == 0 {
-		t.Errorf("MaxMemory = %d, %v", b, err)
+	hold := func() {
+		var mem []byte
+		if mib, _ := strconv.Atoi(os.Getenv("ALLOC")); mib > 0 {
+			mem = make([]byte, mib<<20)
+			for i := range mem {
+				mem[i] = 1
+			}
+		}
+		_ = os.WriteFile(os.Getenv("PIDFILE")+".tmp", []byte(strconv.Itoa(os.Getpid())), 0o644)
+		_ = os.Rename(os.Getenv("PIDFILE")+".tmp", os.Getenv("PIDFILE"))
+		fmt.Println("child output", len(mem))
+		time.Sleep(time.Hour)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := env.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-env.Done():
+	switch mode {
+	case "setsid":
+		_, _ = syscall.Setsid()
+		hold()
+	case "doublefork":
+		_, _ = syscall.Setsid()
+		child("orphan")
+	case "orphan":
+		hold()
 	default:
-		t.Fatal("Done not closed after Stop")
+		f := strings.Split(mode, "-") // runtime-<how>-<stay|exit>
+		child(f[1])
+		if f[2] == "exit" {
+			// exit once the child has written its pid
+			for i := 0; i < 1000; i++ {
+				if _, err := os.Stat(os.Getenv("PIDFILE")); err == nil {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			return
+		}
+		time.Sleep(time.Hour)
 	}
-	for deadline := time.Now().Add(5 * time.Second); syscall.Kill(child, 0) == nil; time.Sleep(10 * time.Millisecond) {
+}
+
+// drivers returns a driver of each mechanism this machine offers; the
+// subreaper is always there.
+func drivers(t *testing.T) map[string]*Driver {
+	t.Helper()
+	out := map[string]*Driver{}
+	for _, c := range []Containment{Cgroup, Subreaper} {
+		d, err := New(Config{Containment: c})
+		if err != nil {
+			if c == Cgroup {
+				t.Logf("no cgroup v2 here: %v", err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := d.Close(context.Background()); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		out[string(c)] = d
+	}
+	return out
+}
+
+// waitPid waits for a pid in file.
+func waitPid(t *testing.T, file string) int {
+	t.Helper()
+	var pid int
+	for deadline := time.Now().Add(10 * time.Second); pid == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("child %d survived Stop", child)
+			t.Fatal("the child did not start")
+		}
+		b, _ := os.ReadFile(file)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	// Whatever happens, do not leave it running.
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	return pid
+}
+
+// gone reports whether pid has ended and been reaped (a zombie still
+// counts as there), waiting up to 5 s.
+func gone(pid int) bool {
+	return poll(time.Now().Add(5*time.Second), func() bool {
+		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		return err != nil
+	})
+}
+
+func TestEscapingChildrenEndWithTheEnvironment(t *testing.T) {
+	for name, d := range drivers(t) {
+		for _, how := range []string{"setsid", "doublefork"} {
+			for _, end := range []string{"stay", "exit"} {
+				t.Run(name+"/"+how+"/"+end, func(t *testing.T) {
+					pidFile := filepath.Join(t.TempDir(), "pid")
+					pr, pw, err := os.Pipe()
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer pr.Close()
+					env, err := d.Start(context.Background(), sandbox.Spec{
+						Path:   os.Args[0],
+						Env:    append(os.Environ(), helperEnv+"=runtime-"+how+"-"+end, "PIDFILE="+pidFile, "ALLOC=48"),
+						Stdout: pw, Stderr: pw,
+					})
+					pw.Close()
+					if err != nil {
+						t.Fatal(err)
+					}
+					child := waitPid(t, pidFile)
+					if end == "stay" {
+						m := env.(sandbox.MemoryReporter)
+						if b, err := m.MaxMemory(); err != nil || b < 48<<20 {
+							t.Errorf("MaxMemory = %d MiB, %v; want the child's 48 MiB counted", b>>20, err)
+						}
+						ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+						defer cancel()
+						if err := env.Stop(ctx); err != nil {
+							t.Fatal(err)
+						}
+					}
+					select {
+					case <-env.Done():
+					case <-time.After(15 * time.Second):
+						t.Fatal("Done not closed")
+					}
+					if !gone(child) {
+						st, _ := readStat(child)
+						t.Fatalf("child %d survived the environment (state %c)", child, st.state)
+					}
+					// Nothing holds the runtime's output open any more.
+					done := make(chan error, 1)
+					go func() { _, err := io.Copy(io.Discard, pr); done <- err }()
+					select {
+					case err := <-done:
+						if err != nil {
+							t.Error(err)
+						}
+					case <-time.After(5 * time.Second):
+						t.Fatal("the runtime's output pipe is still open")
+					}
+				})
+			}
 		}
 	}
 }
 
+func TestStartStopKillsTheProcessGroup(t *testing.T) {
+	for name, d := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			pidFile := filepath.Join(t.TempDir(), "child")
+			// The runtime starts a child that ignores SIGTERM; Stop must still end both.
+			env, err := d.Start(context.Background(), sandbox.Spec{
+				Path: "/bin/sh",
+				Args: []string{"-c", `sh -c 'trap "" TERM; echo $$ > ` + pidFile + `; while :; do sleep 1; done' & wait`},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			child := waitPid(t, pidFile)
+			if m, ok := env.(sandbox.MemoryReporter); !ok {
+				t.Error("no MemoryReporter")
+			} else if b, err := m.MaxMemory(); err != nil || b == 0 {
+				t.Errorf("MaxMemory = %d, %v", b, err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			if err := env.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-env.Done():
+			default:
+				t.Fatal("Done not closed after Stop")
+			}
+			if !gone(child) {
+				t.Fatalf("child %d survived Stop", child)
+			}
+		})
+	}
+}
+
 func TestExitStatus(t *testing.T) {
-	for args, want := range map[string]string{"exit 3": "exit status 3", "kill -9 $$": "signal: killed", "true": "exit status 0"} {
-		env, err := Driver{}.Start(context.Background(), sandbox.Spec{Path: "/bin/sh", Args: []string{"-c", args}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		<-env.Done()
-		if got := env.Exit().String(); got != want {
-			t.Errorf("%s: %s, want %s", args, got, want)
+	for name, d := range drivers(t) {
+		for args, want := range map[string]string{"exit 3": "exit status 3", "kill -9 $$": "signal: killed", "true": "exit status 0"} {
+			env, err := d.Start(context.Background(), sandbox.Spec{Path: "/bin/sh", Args: []string{"-c", args}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-env.Done()
+			if got := env.Exit().String(); got != want {
+				t.Errorf("%s: %s: %s, want %s", name, args, got, want)
+			}
 		}
 	}
 }
@@ -72,15 +256,194 @@ func TestInvalidEntrypoint(t *testing.T) {
 	if err := os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for path, want := range map[string]string{
-		"/nonexistent/bootstrap": "no such file or directory",
-		notExec:                  "permission denied",
-		t.TempDir():              "permission denied",
-	} {
-		_, err := Driver{}.Start(context.Background(), sandbox.Spec{Path: path})
-		var ee *sandbox.EntrypointError
-		if !errors.Is(err, sandbox.ErrInvalidEntrypoint) || !errors.As(err, &ee) || !strings.Contains(ee.Error(), want) {
-			t.Errorf("%s: %v", path, err)
+	for name, d := range drivers(t) {
+		for path, want := range map[string]string{
+			"/nonexistent/bootstrap": "no such file or directory",
+			notExec:                  "permission denied",
+			t.TempDir():              "permission denied",
+		} {
+			_, err := d.Start(context.Background(), sandbox.Spec{Path: path})
+			var ee *sandbox.EntrypointError
+			if !errors.Is(err, sandbox.ErrInvalidEntrypoint) || !errors.As(err, &ee) || !strings.Contains(ee.Error(), want) {
+				t.Errorf("%s: %s: %v", name, path, err)
+			}
 		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for c, ok := range map[Containment]bool{Auto: true, Cgroup: true, Subreaper: true, "docker": false} {
+		if err := (Config{Containment: c}).Validate(); (err == nil) != ok {
+			t.Errorf("%q: %v", c, err)
+		}
+	}
+}
+
+// startHelper starts the test binary as an "orphan" helper (a process that
+// writes its pid and sleeps) with extra environment and attributes.
+func startHelper(t *testing.T, attr *syscall.SysProcAttr, env ...string) (*exec.Cmd, <-chan error) {
+	t.Helper()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), append(env, helperEnv+"=orphan", "PIDFILE="+pidFile)...)
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	waitPid(t, pidFile)
+	return cmd, waited
+}
+
+// killedSoon reports whether the helper was killed by a signal within 5 s.
+func killedSoon(waited <-chan error) bool {
+	select {
+	case err := <-waited:
+		var ee *exec.ExitError
+		return errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signaled()
+	case <-time.After(5 * time.Second):
+		return false
+	}
+}
+
+func TestStaleCgroupsOfADeadOwnerAreCleaned(t *testing.T) {
+	own, err := ownCgroup2()
+	if err != nil {
+		t.Skip("no cgroup v2:", err)
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	parent := filepath.Join(own, "lambdabox-test-"+hex.EncodeToString(b[:]))
+	if err := os.Mkdir(parent, 0o755); err != nil {
+		t.Skip("cannot make a cgroup:", err)
+	}
+	t.Cleanup(func() {
+		_ = killCgroup(parent, time.Now().Add(5*time.Second))
+		_ = removeCgroup(parent)
+	})
+	self, err := newInstance()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One cgroup of a dead owner (our pid, another start time: a reused
+	// pid), one of a live one.
+	dead := filepath.Join(parent, fmt.Sprintf("%s%d-1-dead", cgroupPrefix, os.Getpid()))
+	live := filepath.Join(parent, cgroupPrefix+self.String())
+	helpers := map[string]<-chan error{}
+	for _, dir := range []string{dead, live} {
+		if err := os.MkdirAll(filepath.Join(dir, "env-1"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		fd, err := os.Open(filepath.Join(dir, "env-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, helpers[dir] = startHelper(t, &syscall.SysProcAttr{Setsid: true, UseCgroupFD: true, CgroupFD: int(fd.Fd())})
+		fd.Close()
+	}
+	d, err := New(Config{Containment: Cgroup, CgroupParent: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	if !killedSoon(helpers[dead]) {
+		t.Error("the process in the dead owner's cgroup was not killed")
+	}
+	if _, err := os.Stat(dead); err == nil {
+		t.Error("the dead owner's cgroup was not removed")
+	}
+	if !populated(live) {
+		t.Error("the live owner's cgroup was emptied")
+	}
+}
+
+func TestStaleMarkedProcessesOfADeadOwnerAreKilled(t *testing.T) {
+	_, deadWaited := startHelper(t, &syscall.SysProcAttr{Setsid: true}, fmt.Sprintf("%s=%d-1-dead.1", markerKey, os.Getpid()))
+	self, err := newInstance()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, liveWaited := startHelper(t, &syscall.SysProcAttr{Setsid: true}, markerKey+"="+self.String()+".1")
+	d, err := New(Config{Containment: Subreaper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	if !killedSoon(deadWaited) {
+		t.Error("the process of a dead owner was not killed")
+	}
+	select {
+	case err := <-liveWaited:
+		t.Errorf("the process of a live owner ended: %v", err)
+	default:
+	}
+}
+
+// The subreaper reaps adopted orphans only: a child that os/exec started
+// elsewhere in the process keeps its exit status.
+func TestSubreaperLeavesOtherChildrenAlone(t *testing.T) {
+	d, err := New(Config{Containment: Subreaper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	cmd := exec.Command("/bin/sh", "-c", "exit 7")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Let it become a zombie, then reap.
+	poll(time.Now().Add(5*time.Second), func() bool {
+		st, err := readStat(cmd.Process.Pid)
+		return err == nil && st.state == 'Z'
+	})
+	theReaper.reap()
+	if err := cmd.Wait(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 7 {
+		t.Fatalf("exit status lost: %v", err)
+	}
+}
+
+// fdCount counts this process's open file descriptors.
+func fdCount(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds)
+}
+
+func TestNoFdLeftOpen(t *testing.T) {
+	for name, d := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			// a first environment, for whatever Go opens once
+			env, err := d.Start(context.Background(), sandbox.Spec{Path: "/bin/sh", Args: []string{"-c", "exit 0"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-env.Done()
+			before := fdCount(t)
+			for range 5 {
+				pidFile := filepath.Join(t.TempDir(), "pid")
+				env, err := d.Start(context.Background(), sandbox.Spec{
+					Path: os.Args[0],
+					Env:  append(os.Environ(), helperEnv+"=runtime-setsid-stay", "PIDFILE="+pidFile),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				waitPid(t, pidFile)
+				_ = env.(sandbox.MemoryReporter)
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				if err := env.Stop(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if after := fdCount(t); after > before {
+				t.Errorf("%d fds open after 5 environments, %d before", after, before)
+			}
+		})
 	}
 }
