@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 )
 
 // runFakeRuntime is a deliberately misbehaving runtime, for the cases no
@@ -78,6 +79,11 @@ func runFakeRuntime(mode string) {
 			}
 		case "echo":
 			post("/invocation/"+id+"/response", `"ok"`)
+		case "slow":
+			// Busy for the longest function timeout: only a shutdown
+			// ends it.
+			time.Sleep(300 * time.Second)
+			post("/invocation/"+id+"/response", `"slow"`)
 		default:
 			fmt.Println("FAKE unknown mode", mode)
 			os.Exit(2)
