@@ -21,7 +21,7 @@ type fakeQueue struct {
 }
 
 func (q fakeQueue) Enqueue(*environment.Request) error { return q.err }
-func (q fakeQueue) Failures() []async.Record          { return q.failures }
+func (q fakeQueue) Failures() []async.Record           { return q.failures }
 
 func newQueueServer(q Queue) *httptest.Server {
 	s := NewServer(nil)
