@@ -189,8 +189,9 @@ func shutdown(ctx context.Context, sc serveConfig, fronts []*front, queue *async
 	var wg sync.WaitGroup
 	for i, f := range fronts {
 		wg.Go(func() {
-			if err := f.srv.Shutdown(grace); err != nil {
-				errs[i] = errors.Join(fmt.Errorf("stopping the %s: %w", f.name, err), f.srv.Close())
+			if f.srv.Shutdown(grace) != nil {
+				sc.log.Warn("requests still in flight when the grace ended: closing their connections", "front", f.name)
+				errs[i] = f.srv.Close()
 			}
 		})
 	}
