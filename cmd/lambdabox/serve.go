@@ -58,7 +58,7 @@ type front struct {
 // serve runs the function until ctx ends, then shuts down in the order
 // that shutdown describes.
 func serve(ctx context.Context, sc serveConfig) error {
-	drv := &runtimes{Driver: process.Driver{}, live: map[sandbox.Env]struct{}{}}
+	drv := &runtimes{Driver: process.Driver{}, live: map[int]sandbox.Env{}}
 	newEnv := func(addr string, provisioned bool) (*environment.Environment, error) {
 		initType := ""
 		if provisioned {
@@ -221,26 +221,42 @@ type runtimes struct {
 	sandbox.Driver
 
 	mu      sync.Mutex
-	live    map[sandbox.Env]struct{}
+	live    map[int]sandbox.Env
+	next    int
 	stopped bool
 }
+
+// errStopped refuses a start after stopAll.
+var errStopped = errors.New("lambdabox is shutting down")
 
 // Start implements sandbox.Driver.
 func (r *runtimes) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Env, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return nil, errors.New("lambdabox is shutting down")
+	stopped := r.stopped
+	r.mu.Unlock()
+	if stopped {
+		return nil, errStopped
 	}
 	env, err := r.Driver.Start(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
-	r.live[env] = struct{}{}
+	r.mu.Lock()
+	if r.stopped { // stopAll ran during the start
+		r.mu.Unlock()
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		_ = env.Stop(cancelled)
+		return nil, errStopped
+	}
+	id := r.next
+	r.next++
+	r.live[id] = env
+	r.mu.Unlock()
 	go func() {
 		<-env.Done()
 		r.mu.Lock()
-		delete(r.live, env)
+		delete(r.live, id)
 		r.mu.Unlock()
 	}()
 	return env, nil
@@ -252,7 +268,7 @@ func (r *runtimes) stopAll(ctx context.Context) {
 	r.mu.Lock()
 	r.stopped = true
 	envs := make([]sandbox.Env, 0, len(r.live))
-	for env := range r.live {
+	for _, env := range r.live {
 		envs = append(envs, env)
 	}
 	r.mu.Unlock()
