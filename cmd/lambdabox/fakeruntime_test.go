@@ -96,6 +96,11 @@ func runFakeRuntime(mode string) {
 			post("/invocation/"+id+"/response", `"ok"`)
 		case "echo":
 			post("/invocation/"+id+"/response", `"ok"`)
+		case "slow":
+			// Busy for the longest function timeout: only a shutdown
+			// ends it.
+			time.Sleep(300 * time.Second)
+			post("/invocation/"+id+"/response", `"slow"`)
 		default:
 			fmt.Println("FAKE unknown mode", mode)
 			os.Exit(2)

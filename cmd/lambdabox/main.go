@@ -9,12 +9,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/lambdabox/lambdabox/internal/entrypoint"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := shutdownSignals(context.Background())
 	defer stop()
 	var err error
 	if filepath.Base(os.Args[0]) == "lambda-entrypoint.sh" { // base images: /lambda-entrypoint.sh links here
@@ -29,4 +30,44 @@ func main() {
 		fmt.Fprintln(os.Stderr, "lambdabox:", err)
 		os.Exit(1)
 	}
+}
+
+// secondSignalKey carries, in the context shutdownSignals returns, the
+// context that a second signal cancels.
+type secondSignalKey struct{}
+
+// shutdownSignals returns a context that the first SIGTERM or SIGINT
+// cancels, which starts a graceful shutdown. A second signal cancels the
+// context that graceContext derives the shutdown's grace from, ending the
+// grace at once.
+func shutdownSignals(parent context.Context) (context.Context, context.CancelFunc) {
+	second, cancelSecond := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.WithValue(parent, secondSignalKey{}, second))
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for _, cancel := range []context.CancelFunc{cancel, cancelSecond} {
+			select {
+			case <-sigs:
+				cancel()
+			case <-second.Done():
+				return
+			}
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		cancel()
+		cancelSecond()
+	}
+}
+
+// graceContext bounds a shutdown's grace by d. A second signal (see
+// shutdownSignals) ends it at once.
+func graceContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	second, ok := ctx.Value(secondSignalKey{}).(context.Context)
+	if !ok {
+		second = context.Background()
+	}
+	return context.WithTimeout(second, d)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/lambdabox/lambdabox/internal/async"
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/httpfront"
@@ -70,6 +71,9 @@ type rieOptions struct {
 	initAtStart    bool
 	asyncDir       string
 	asyncRetry     time.Duration
+	asyncMaxQueued int
+	asyncMaxMB     int
+	shutdownGrace  time.Duration
 	functionURL    string
 	urlStreaming   bool
 	apiAddr        string
@@ -98,8 +102,11 @@ func (o *rieOptions) flags() *pflag.FlagSet {
 	fs.StringVar(&o.extensionsDir, "extensions-dir", environment.DefaultExtensionsDir, "directory of external extensions, started before the runtime")
 	fs.BoolVar(&o.streamShaping, "stream-shaping", true, "slow streamed responses past their first 6 MiB to about 2 MiB/s, as Lambda does")
 	fs.BoolVar(&o.initAtStart, "init-at-start", false, "run Init when the emulator starts instead of at the first invoke")
-	fs.StringVar(&o.asyncDir, "async-dir", "", "directory that keeps failed asynchronous events (failed/) and those left at shutdown (pending/, run at the next start)")
+	fs.StringVar(&o.asyncDir, "async-dir", "", "directory that makes asynchronous (Event) invokes durable: each is synced to pending/ before its 202 and stays there until done; failed/ keeps those that failed every attempt, corrupt/ unreadable files; what shutdown leaves runs at the next start. Without it, queued events live in memory and are dropped at exit")
 	fs.DurationVar(&o.asyncRetry, "async-retry-delay", time.Second, "wait before the first retry of a failed asynchronous event; doubles for the second")
+	fs.IntVar(&o.asyncMaxQueued, "async-max-queued", async.DefaultMaxQueued, "asynchronous events held in memory while they wait; past it (or --async-max-queued-mb) they wait on disk only with --async-dir, else Event invokes get 429 TooManyRequestsException")
+	fs.IntVar(&o.asyncMaxMB, "async-max-queued-mb", async.DefaultMaxQueuedBytes>>20, "megabytes of payload of the asynchronous events held in memory while they wait")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-timeout", defaultShutdownTimeout, "at SIGTERM or SIGINT, grace for the invokes in flight before their runtimes are stopped; queued events stay in --async-dir. The default fits docker stop's 10 s; a second signal ends the grace at once")
 	fs.StringVar(&o.functionURL, "function-url", "", "also serve the function as a function URL on this address, e.g. 127.0.0.1:9002")
 	fs.BoolVar(&o.urlStreaming, "function-url-streaming", false, "function URL in invoke mode RESPONSE_STREAM: responses stream to the client")
 	fs.StringVar(&o.apiAddr, "api-address", "127.0.0.1:3000", "address of the API Gateway emulation, when routes are given")
@@ -213,6 +220,9 @@ func runRIE(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		streamShaping:   o.streamShaping,
 		asyncDir:        o.asyncDir,
 		asyncRetryDelay: o.asyncRetry,
+		asyncMaxQueued:  o.asyncMaxQueued,
+		asyncMaxBytes:   int64(o.asyncMaxMB) << 20,
+		shutdownTimeout: o.shutdownGrace,
 		output:          stdout,
 		log:             log,
 	})

@@ -268,7 +268,7 @@ func TestAsyncPendingEventsSurviveShutdown(t *testing.T) {
 	out := e.Stdout.String()
 	if !strings.Contains(out, "END RequestId: "+id) {
 		// Not run before shutdown: it must be on disk, and run at the next start.
-		if _, err := os.Stat(filepath.Join(dir, "pending", id+".json")); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, "pending", id+".event")); err != nil {
 			t.Fatalf("event %s neither run nor saved: %v", id, err)
 		}
 		e2 := goRIE(t, "--async-dir", dir)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/lambdabox/lambdabox/internal/async"
@@ -16,6 +17,7 @@ import (
 	"github.com/lambdabox/lambdabox/internal/httpfront"
 	"github.com/lambdabox/lambdabox/internal/invoke"
 	"github.com/lambdabox/lambdabox/internal/pool"
+	"github.com/lambdabox/lambdabox/internal/sandbox"
 	"github.com/lambdabox/lambdabox/internal/sandbox/process"
 )
 
@@ -34,7 +36,10 @@ type serveConfig struct {
 	streamShaping   bool
 	asyncDir        string
 	asyncRetryDelay time.Duration
-	functionURLAddr string // "" for none
+	asyncMaxQueued  int           // events waiting in memory; 0: async's default
+	asyncMaxBytes   int64         // their payload bytes; 0: async's default
+	shutdownTimeout time.Duration // grace for the invokes in flight at shutdown
+	functionURLAddr string        // "" for none
 	urlStreaming    bool
 	apiAddr         string
 	routes          []httpfront.Route // Function and FunctionARN are filled in by serve
@@ -50,15 +55,16 @@ type front struct {
 	srv     *http.Server
 }
 
-// serve runs the function until ctx ends, then shuts down cleanly: no new
-// requests, in-flight and queued invokes finish, runtimes get SIGTERM.
+// serve runs the function until ctx ends, then shuts down in the order
+// that shutdown describes.
 func serve(ctx context.Context, sc serveConfig) (err error) {
-	drv, err := process.New(process.Config{Log: sc.log})
+	contained, err := process.New(process.Config{Log: sc.log})
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, drv.Close(context.Background())) }()
-	sc.log.Info("containing runtimes with " + drv.Mechanism())
+	defer func() { err = errors.Join(err, contained.Close(context.Background())) }()
+	sc.log.Info("containing runtimes with " + contained.Mechanism())
+	drv := &runtimes{Driver: contained, live: map[int]sandbox.Env{}}
 	newEnv := func(addr string, provisioned bool) (*environment.Environment, error) {
 		initType := ""
 		if provisioned {
@@ -98,16 +104,21 @@ func serve(ctx context.Context, sc serveConfig) (err error) {
 		return errors.Join(err, first.Close(ctx))
 	}
 	queue, err := async.New(async.Config{
-		Function:    p,
-		FunctionARN: sc.function.ARN(),
-		Version:     sc.function.Version,
-		Workers:     sc.maxConcurrency,
-		RetryDelay:  sc.asyncRetryDelay,
-		Dir:         sc.asyncDir,
-		Log:         sc.log,
+		Function:       p,
+		FunctionARN:    sc.function.ARN(),
+		Version:        sc.function.Version,
+		Workers:        sc.maxConcurrency,
+		RetryDelay:     sc.asyncRetryDelay,
+		Dir:            sc.asyncDir,
+		MaxQueued:      sc.asyncMaxQueued,
+		MaxQueuedBytes: sc.asyncMaxBytes,
+		Log:            sc.log,
 	})
 	if err != nil {
 		return errors.Join(err, p.Close(ctx))
+	}
+	if sc.asyncDir == "" {
+		sc.log.Info("asynchronous (Event) invocations are queued in memory only: those not run by shutdown are dropped; --async-dir keeps them on disk")
 	}
 	closeAll := func(ctx context.Context) error { return errors.Join(queue.Close(ctx), p.Close(ctx)) }
 
@@ -153,18 +164,125 @@ func serve(ctx context.Context, sc serveConfig) (err error) {
 	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
-	sc.log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), sc.function.Timeout+5*time.Second)
-	defer cancel()
-	errs := []error{serveErr}
-	for _, f := range fronts {
-		errs = append(errs, f.srv.Shutdown(shutdownCtx))
-	}
-	errs = append(errs, closeAll(shutdownCtx))
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
+	if err := shutdown(ctx, sc, fronts, queue, drv, p); err != nil || serveErr != nil {
+		return fmt.Errorf("shutting down: %w", errors.Join(serveErr, err))
 	}
 	return nil
+}
+
+// defaultShutdownTimeout is the grace of a shutdown: within the 10 s that
+// docker stop waits before SIGKILL, with room to close the environments.
+const defaultShutdownTimeout = 8 * time.Second
+
+// shutdown stops serving, in this order:
+//  1. the fronts stop accepting and finish the requests in flight, within
+//     the grace (--shutdown-timeout; a second signal ends it at once);
+//  2. the asynchronous queue starts no new event and gives the events in
+//     flight the rest of the grace; the others stay in the queue directory
+//     for the next start, or, without one, are counted as dropped;
+//  3. when the grace is over with invokes still running, their runtimes are
+//     stopped, so that they end (as crashes) and settle now;
+//  4. the pool waits for every settle, then closes the environments. Its
+//     wait has its own bound, never the grace the stages before used up.
+func shutdown(ctx context.Context, sc serveConfig, fronts []*front, queue *async.Queue, drv *runtimes, p *pool.Pool) error {
+	if sc.shutdownTimeout <= 0 {
+		sc.shutdownTimeout = defaultShutdownTimeout
+	}
+	sc.log.Info("shutting down", "grace", sc.shutdownTimeout)
+	grace, cancel := graceContext(ctx, sc.shutdownTimeout)
+	defer cancel()
+	errs := make([]error, len(fronts))
+	var wg sync.WaitGroup
+	for i, f := range fronts {
+		wg.Go(func() {
+			if f.srv.Shutdown(grace) != nil {
+				sc.log.Warn("requests still in flight when the grace ended: closing their connections", "front", f.name)
+				errs[i] = f.srv.Close()
+			}
+		})
+	}
+	wg.Wait()
+	errs = append(errs, queue.Close(grace))
+	if grace.Err() != nil {
+		why := "the shutdown grace is over"
+		if errors.Is(grace.Err(), context.Canceled) {
+			why = "a second signal ended the shutdown grace"
+		}
+		sc.log.Warn(why + "; stopping the invokes still running")
+		stopCtx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		drv.stopAll(stopCtx)
+		cancel()
+	}
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelClose()
+	errs = append(errs, p.Close(closeCtx))
+	return errors.Join(errs...)
+}
+
+// runtimes is the sandbox driver of serve's environments. It keeps the
+// processes it started, so that a shutdown past its grace can stop those
+// still running an invoke (their environments see a crash, and settle at
+// once), and starts none after that.
+type runtimes struct {
+	sandbox.Driver
+
+	mu      sync.Mutex
+	live    map[int]sandbox.Env
+	next    int
+	stopped bool
+}
+
+// errStopped refuses a start after stopAll.
+var errStopped = errors.New("lambdabox is shutting down")
+
+// Start implements sandbox.Driver.
+func (r *runtimes) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Env, error) {
+	r.mu.Lock()
+	stopped := r.stopped
+	r.mu.Unlock()
+	if stopped {
+		return nil, errStopped
+	}
+	env, err := r.Driver.Start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.stopped { // stopAll ran during the start
+		r.mu.Unlock()
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		_ = env.Stop(cancelled)
+		return nil, errStopped
+	}
+	id := r.next
+	r.next++
+	r.live[id] = env
+	r.mu.Unlock()
+	go func() {
+		<-env.Done()
+		r.mu.Lock()
+		delete(r.live, id)
+		r.mu.Unlock()
+	}()
+	return env, nil
+}
+
+// stopAll stops every process still running, SIGKILL once ctx ends, and
+// refuses to start more.
+func (r *runtimes) stopAll(ctx context.Context) {
+	r.mu.Lock()
+	r.stopped = true
+	envs := make([]sandbox.Env, 0, len(r.live))
+	for _, env := range r.live {
+		envs = append(envs, env)
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, env := range envs {
+		wg.Go(func() { _ = env.Stop(ctx) })
+	}
+	wg.Wait()
 }
 
 // newFronts builds the Invoke API and the function URL and API Gateway

@@ -271,7 +271,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
 			return &apiError{Status: http.StatusInternalServerError, Code: "ServiceException", Msg: "asynchronous invocation is not set up for this function"}
 		}
 		if err := fn.queue.Enqueue(req); err != nil {
-			return &apiError{Status: http.StatusServiceUnavailable, Code: "ServiceException", Msg: err.Error()}
+			return enqueueError(err)
 		}
 		w.Header().Set("X-Amzn-RequestId", req.ID)
 		w.WriteHeader(http.StatusAccepted)
@@ -302,14 +302,28 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
 	return nil
 }
 
+// enqueueError maps a refused Event invocation to Lambda's errors: a full
+// queue is a throttle, as Lambda answers when it cannot take an event.
+func enqueueError(err error) *apiError {
+	switch {
+	case errors.Is(err, async.ErrFull):
+		return &apiError{Status: http.StatusTooManyRequests, Code: "TooManyRequestsException",
+			Msg: "Rate Exceeded. " + err.Error(), Reason: "FunctionInvocationRateLimitExceeded", RetryAfter: 1}
+	case errors.Is(err, async.ErrClosed):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "ServiceException", Msg: err.Error()}
+	default:
+		return &apiError{Status: http.StatusInternalServerError, Code: "ServiceException", Msg: "The event was not accepted: " + err.Error()}
+	}
+}
+
 func (s *Server) failedEvents(w http.ResponseWriter, r *http.Request) *apiError {
 	fn, e := s.lookup(r.PathValue("name"), "")
 	if e != nil {
 		return e
 	}
-	var failures []async.Record
+	failures := []async.Record{} // [] when nothing failed, never null
 	if fn.queue != nil {
-		failures = fn.queue.Failures()
+		failures = append(failures, fn.queue.Failures()...)
 	}
 	b, _ := json.Marshal(failures)
 	w.Header().Set("Content-Type", "application/json")

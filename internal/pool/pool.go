@@ -46,12 +46,15 @@ type Pool struct {
 	cfg   Config
 	slots chan struct{} // one token per invoke that may run now
 
-	mu     sync.Mutex
-	idle   []*idleEnv
-	all    []*environment.Environment
-	closed bool
-	done   chan struct{} // closed by Close; stops the reaper
-	reaped chan struct{} // closed when the reaper has stopped; nil without one
+	mu      sync.Mutex
+	idle    []*idleEnv
+	all     []*environment.Environment
+	busy    int  // environments taken and not yet put back (invoking or settling)
+	gaveUp  bool // Close stopped waiting for the busy ones: put closes them
+	closed  bool
+	done    chan struct{} // closed by Close; stops the reaper
+	reaped  chan struct{} // closed when the reaper has stopped; nil without one
+	settled chan struct{} // closed once the pool is closed and no environment is busy
 }
 
 type idleEnv struct {
@@ -75,7 +78,7 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Pool{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrency), done: make(chan struct{})}
+	p := &Pool{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrency), done: make(chan struct{}), settled: make(chan struct{})}
 	if cfg.KeepAlive > 0 {
 		p.reaped = make(chan struct{})
 		go p.reap()
@@ -162,6 +165,7 @@ func (p *Pool) take(provisioned bool) (*idleEnv, error) {
 	if n := len(p.idle); n > 0 && !provisioned {
 		ie := p.idle[n-1]
 		p.idle = p.idle[:n-1]
+		p.busy++
 		return ie, nil
 	}
 	env, err := p.cfg.New(len(p.all), provisioned)
@@ -169,14 +173,29 @@ func (p *Pool) take(provisioned bool) (*idleEnv, error) {
 		return nil, fmt.Errorf("creating an execution environment: %w", err)
 	}
 	p.all = append(p.all, env)
+	p.busy++
 	return &idleEnv{env: env, pinned: provisioned}, nil
 }
 
+// put gives back an environment that take returned, once it has settled.
+// If Close has stopped waiting for it, put closes it instead.
 func (p *Pool) put(ie *idleEnv) {
 	p.mu.Lock()
 	ie.since, ie.asleep = time.Now(), false
-	p.idle = append(p.idle, ie)
+	p.busy--
+	abandoned := p.gaveUp
+	if !abandoned {
+		p.idle = append(p.idle, ie)
+	}
+	if p.closed && p.busy == 0 {
+		close(p.settled)
+	}
 	p.mu.Unlock()
+	if abandoned {
+		if err := ie.env.Close(context.Background()); err != nil {
+			p.cfg.Log.Error("closing an execution environment after its last invoke", "error", err)
+		}
+	}
 }
 
 // reap spins down environments idle for longer than the keep-alive.
@@ -214,33 +233,45 @@ func (p *Pool) reap() {
 	}
 }
 
-// Close shuts every environment down. In-flight invokes finish first, up to
-// ctx's deadline.
+// Close shuts the pool down, in this order: no new invoke starts; an
+// environment the reaper is spinning down finishes that; every invoke in
+// flight finishes and settles; then the environments are closed, never
+// one that is still invoking or settling. ctx bounds the wait for the
+// settles and the environments' shutdown: if it ends first, the
+// environments still busy are closed by their own settle, after it, and
+// Close says how many.
 func (p *Pool) Close(ctx context.Context) error {
-	// Take every slot, so no invoke is running.
-	for range p.cfg.MaxConcurrency {
-		select {
-		case p.slots <- struct{}{}:
-		case <-ctx.Done():
-		}
-	}
 	p.mu.Lock()
 	if !p.closed {
+		p.closed = true
 		close(p.done)
+		if p.busy == 0 {
+			close(p.settled)
+		}
 	}
-	p.closed = true
-	all := p.all
 	p.mu.Unlock()
 	// An environment the reaper is spinning down is closed only after
 	// that, which its own shutdown deadlines bound.
 	if p.reaped != nil {
 		<-p.reaped
 	}
+	select {
+	case <-p.settled:
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	idle, busy := p.idle, p.busy
+	p.idle = nil
+	p.gaveUp = busy > 0
+	p.mu.Unlock()
 	var errs []error
-	for _, env := range all {
-		if err := env.Close(ctx); err != nil {
+	for _, ie := range idle {
+		if err := ie.env.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if busy > 0 {
+		errs = append(errs, fmt.Errorf("%d execution environments still busy at shutdown; each closes once its invoke settles", busy))
 	}
 	return errors.Join(errs...)
 }

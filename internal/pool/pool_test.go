@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -135,4 +136,81 @@ func TestPoolKeepAlive(t *testing.T) {
 		t.Errorf("runtime started %d times, want 2", n)
 	}
 	spunDown(2) // the cleanup's Close now runs while the runtime stops
+}
+
+// Close with a context that an earlier shutdown stage has used up, while
+// an invoke is in flight: the environment is not closed under the invoke
+// and its settle (go test -race saw Close and Settle both run on it, and
+// the invoke failed with the runtime stopped under it). The invoke
+// completes, and its environment is closed once, after it has settled.
+func TestPoolCloseWhileInvokeInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	d := &sandboxtest.Driver{Handler: func(p []byte) ([]byte, error) {
+		close(entered)
+		<-release
+		return p, nil
+	}}
+	p := newTestPool(t, d, Config{MaxConcurrency: 2})
+	got := make(chan error, 1)
+	go func() {
+		answer, err := invoke(context.Background(), p, `{"in":"flight"}`)
+		if err == nil && answer != `{"in":"flight"}` {
+			err = errors.New("answer " + answer)
+		}
+		got <- err
+	}()
+	<-entered
+	usedUp, cancel := context.WithCancel(context.Background())
+	cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close(usedUp) }()
+	if err := <-closed; err == nil || !strings.Contains(err.Error(), "still busy") {
+		t.Errorf("Close: %v, want the busy environment reported", err)
+	}
+	if d.Stopped() != 0 {
+		t.Errorf("the busy environment was stopped under its invoke")
+	}
+	close(release)
+	if err := <-got; err != nil {
+		t.Errorf("the invoke in flight: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); d.Stopped() != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("environment stopped %d times after its settle, want 1", d.Stopped())
+		}
+	}
+	if _, err := invoke(context.Background(), p, `{}`); err == nil {
+		t.Error("invoke after Close succeeded")
+	}
+}
+
+// Close with time to spare waits for the settle of an invoke in flight,
+// then closes every environment.
+func TestPoolCloseWaitsForSettles(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	d := &sandboxtest.Driver{Handler: func(p []byte) ([]byte, error) {
+		close(entered)
+		<-release
+		return p, nil
+	}}
+	p := newTestPool(t, d, Config{MaxConcurrency: 1})
+	got := make(chan error, 1)
+	go func() { _, err := invoke(context.Background(), p, `{}`); got <- err }()
+	<-entered
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		closed <- p.Close(ctx)
+	}()
+	close(release)
+	if err := <-got; err != nil {
+		t.Errorf("the invoke in flight: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if d.Stopped() != 1 {
+		t.Errorf("environment stopped %d times, want 1", d.Stopped())
+	}
 }
