@@ -116,8 +116,9 @@ func (u usage) String() string {
 }
 
 // measure reads lambdabox's open fds and RSS from /proc and its goroutine
-// count from its pprof endpoint.
-func (p *lambdaboxProc) measure(client *http.Client) (usage, error) {
+// count from its pprof endpoint, over a connection that is closed after.
+func (p *lambdaboxProc) measure() (usage, error) {
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	pid := strconv.Itoa(p.cmd.Process.Pid)
 	fds, err := os.ReadDir("/proc/" + pid + "/fd")
 	if err != nil {
@@ -360,7 +361,7 @@ func TestChaosSoak(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	warm()
-	before, err := p.measure(client)
+	before, err := p.measure()
 	if err != nil {
 		t.Fatalf("measuring lambdabox: %v\nstderr:\n%s", err, p.stderr)
 	}
@@ -404,7 +405,7 @@ func TestChaosSoak(t *testing.T) {
 	if !crashed {
 		waitQuiet(t, runsFile, tally.events)
 		warm()
-		after, measureErr = p.measure(client)
+		after, measureErr = p.measure()
 	}
 	escapedBeforeStop := len(markedProcesses(marker))
 
