@@ -45,6 +45,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 2 { // TestChaosSoak started us as its runtime or as a setsid child
+		switch os.Args[1] {
+		case chaosRuntimeArg:
+			runChaosRuntime(os.Args[2])
+			os.Exit(0)
+		case chaosChildArg:
+			runChaosChild()
+			os.Exit(0)
+		}
+	}
 	dir, err := os.MkdirTemp("", "lambdabox-bench-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

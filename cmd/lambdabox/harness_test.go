@@ -51,14 +51,29 @@ func setupAndRun(m *testing.M) (int, error) {
 	extBin = filepath.Join(dir, "extension", "recorder")
 	goWebBin = filepath.Join(dir, "goweb", "bootstrap")
 	for out, pkg := range map[string]string{lambdaboxBin: ".", goFnBin: "./testdata/gofn", extBin: "./testdata/extension", goWebBin: "./testdata/goweb"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		args, env := []string{"build", "-o", out}, "CGO_ENABLED=0"
+		if out == lambdaboxBin && raceBuild() {
+			// The race detector needs cgo; the functions stay static.
+			args, env = append(args, "-race"), "CGO_ENABLED=1"
+		}
+		cmd := exec.Command("go", append(args, pkg)...)
+		cmd.Env = append(os.Environ(), env)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return 0, fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 		}
 	}
 	return m.Run(), nil
 }
+
+// raceBuild reports whether LAMBDABOX_TEST_RACE=1 asks for lambdabox to be
+// built with the race detector. Every emulator then runs with
+// GORACE=halt_on_error=1, so a data race ends it with status 66 and the
+// test that started it fails (see emulator.stop).
+func raceBuild() bool { return os.Getenv("LAMBDABOX_TEST_RACE") == "1" }
+
+// raceExitCode is the status a -race binary exits with on a data race
+// under GORACE=halt_on_error=1 (the race detector's default exitcode).
+const raceExitCode = 66
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(t testing.TB) string {
@@ -126,13 +141,19 @@ func startRIE(t testing.TB, o rieOpts) *emulator {
 	e := &emulator{URL: "http://" + addr, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
 	e.cmd = exec.Command(bin, args...)
 	e.cmd.Env = append(os.Environ(), o.env...)
+	if raceBuild() {
+		e.cmd.Env = append(e.cmd.Env, "GORACE=halt_on_error=1")
+	}
 	e.cmd.Dir = o.dir
 	e.cmd.Stdout, e.cmd.Stderr = e.Stdout, e.Stderr
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = e.cmd.Wait(); close(e.done) }()
-	t.Cleanup(func() { e.stop(t) })
+	t.Cleanup(func() {
+		e.stop(t)
+		e.checkRace(t)
+	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
@@ -166,6 +187,24 @@ func (e *emulator) stop(t testing.TB) {
 		_ = e.cmd.Process.Kill()
 		<-e.done
 		t.Errorf("lambdabox did not exit within 10s of SIGTERM\nstderr:\n%s", e.Stderr)
+	}
+}
+
+// checkRace fails the test when a -race build of lambdabox reported a data
+// race: its report in stderr, or the race detector's exit status.
+func (e *emulator) checkRace(t testing.TB) {
+	if !raceBuild() {
+		return
+	}
+	stderr := e.Stderr.String()
+	raced := strings.Contains(stderr, "WARNING: DATA RACE")
+	select {
+	case <-e.done:
+		raced = raced || e.cmd.ProcessState.ExitCode() == raceExitCode
+	default:
+	}
+	if raced {
+		t.Errorf("the -race build of lambdabox reported a data race (exit %v)\nstderr:\n%s", e.cmd.ProcessState, stderr)
 	}
 }
 

@@ -81,6 +81,7 @@ type rieOptions struct {
 	restRoutes     []string
 	template       string
 	templateFn     string
+	debugAddr      string
 	help           bool
 }
 
@@ -114,6 +115,7 @@ func (o *rieOptions) flags() *pflag.FlagSet {
 	fs.StringArrayVar(&o.restRoutes, "rest-route", nil, `REST API route (payload 1.0), e.g. "GET /items/{id}" (repeatable)`)
 	fs.StringVar(&o.template, "template", "", "SAM template: its Api and HttpApi events become routes; Timeout, MemorySize and Environment apply unless set otherwise")
 	fs.StringVar(&o.templateFn, "template-function", "", "the template's function (logical id or FunctionName); default: the only one")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's net/http/pprof debug endpoints (goroutines, heap, CPU) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
 	return fs
 }
@@ -202,6 +204,13 @@ func runRIE(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	routes, err := rieRoutes(o, tf)
 	if err != nil {
 		return err
+	}
+	if o.debugAddr != "" {
+		stop, err := serveDebug(ctx, o.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	return serve(ctx, serveConfig{
 		function:        cfg,

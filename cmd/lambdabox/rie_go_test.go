@@ -440,10 +440,7 @@ func TestSIGTERMShutdown(t *testing.T) {
 func TestInitAtStart(t *testing.T) {
 	e := goRIE(t, "--init-at-start")
 	// The runtime is up before any invoke: its Runtime API has been called.
-	time.Sleep(200 * time.Millisecond)
-	if len(pids(t, goFnBin)) != 1 {
-		t.Errorf("no runtime running after --init-at-start")
-	}
+	waitFor(t, "a runtime running after --init-at-start", func() bool { return len(pids(t, goFnBin)) == 1 })
 	if resp, body := e.invoke(t, "function", `{"data":1}`); body != "1" {
 		t.Errorf("%d %s", resp.StatusCode, body)
 	}
