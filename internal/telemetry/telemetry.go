@@ -291,9 +291,11 @@ func (s *subscriber) add(ev Event) {
 	}
 	s.queue = append(s.queue, ev)
 	s.size += size
-	full := len(s.queue) >= s.maxItems || s.size >= s.maxBytes
+	// Wake the deliverer for the first record of a batch or a full one;
+	// decided under the lock, which take also holds.
+	wake := len(s.queue) == 1 || len(s.queue) >= s.maxItems || s.size >= s.maxBytes
 	s.mu.Unlock()
-	if full || len(s.queue) == 1 {
+	if wake {
 		select {
 		case s.wake <- struct{}{}:
 		default:
