@@ -148,8 +148,12 @@ func escapeSegment(name string) string {
 
 // invokeRequest builds the request a client sends, parsed as net/http's
 // server parses it; nil when the server would refuse it before any handler
-// runs.
+// runs, or when net/http's ServeMux would redirect it: an empty name
+// leaves "//" in the path, which it cleans (the SDKs require a name).
 func invokeRequest(stream bool, name, qualifier, invType, logType, clientContext, traceID, tenant string, body []byte) *http.Request {
+	if name == "" {
+		return nil
+	}
 	path := "/2015-03-31/functions/" + escapeSegment(name) + "/invocations"
 	if stream {
 		path = "/2021-11-15/functions/" + escapeSegment(name) + "/response-streaming-invocations"
