@@ -308,9 +308,23 @@ func v1Query(raw string) (map[string]string, map[string][]string) {
 	return q, values
 }
 
-// parseQuery is url.ParseQuery keeping what it can of a malformed query.
+// parseQuery splits a raw query into its parameters: pairs separated by
+// "&" only, names and values decoded. A ";" is data (url.ParseQuery would
+// drop the whole pair); a pair whose escapes do not decode is left out.
 func parseQuery(raw string) map[string][]string {
-	values, _ := url.ParseQuery(raw)
+	values := map[string][]string{}
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, err1 := url.QueryUnescape(k)
+		v, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		values[k] = append(values[k], v)
+	}
 	return values
 }
 

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 )
 
 // ErrMalformedResponse is wrapped by the errors of ResponseV1, ResponseV2,
@@ -60,7 +62,7 @@ func ResponseV2(payload []byte) (*Response, error) {
 		return &Response{StatusCode: http.StatusOK, Header: h, Body: payload}, nil
 	}
 	var res v2Result
-	if err := json.Unmarshal(payload, &res); err != nil {
+	if err := unmarshalExact(payload, &res); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 	}
 	if res.StatusCode == nil {
@@ -96,7 +98,7 @@ type v1Result struct {
 // given in both appears once. Anything else is malformed.
 func ResponseV1(payload []byte) (*Response, error) {
 	var res v1Result
-	if err := json.Unmarshal(payload, &res); err != nil {
+	if err := unmarshalExact(payload, &res); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 	}
 	if res.StatusCode == nil {
@@ -119,6 +121,29 @@ func ResponseV1(payload []byte) (*Response, error) {
 	}
 	defaultContentType(h)
 	return newResponse(*res.StatusCode, h, body)
+}
+
+// unmarshalExact decodes a JSON object into the struct v points to,
+// matching member names to the fields' json tags exactly, as Lambda reads
+// results: encoding/json alone would also take "StatusCode" or "BODY".
+func unmarshalExact(data []byte, v any) error {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
+		return err
+	}
+	t := reflect.TypeOf(v).Elem()
+	exact := make(map[string]json.RawMessage, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if m, ok := members[name]; ok {
+			exact[name] = m
+		}
+	}
+	b, err := json.Marshal(exact)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }
 
 func newResponse(status int, h http.Header, body []byte) (*Response, error) {
@@ -224,7 +249,7 @@ func ReadPrelude(stream io.Reader) (*Prelude, io.Reader, error) {
 		return nil, nil, fmt.Errorf("%w: the prelude is not followed by 8 NUL bytes", ErrMalformedResponse)
 	}
 	p := &Prelude{}
-	if err := json.Unmarshal(head, p); err != nil {
+	if err := unmarshalExact(head, p); err != nil {
 		return nil, nil, fmt.Errorf("%w: prelude: %w", ErrMalformedResponse, err)
 	}
 	if p.StatusCode == 0 {

@@ -141,26 +141,14 @@ func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) *apiError) h
 // lookup resolves a FunctionName path element (name, name:qualifier,
 // partial or full ARN) and the Qualifier parameter.
 func (s *Server) lookup(name, qualifier string) (entry, *apiError) {
-	fname, qual := name, ""
-	if strings.HasPrefix(name, "arn:") {
-		// arn:aws:lambda:region:account:function:name[:qualifier]
-		parts := strings.Split(name, ":")
-		if len(parts) >= 7 && parts[2] == "lambda" && parts[5] == "function" {
-			fname = parts[6]
-			if len(parts) == 8 {
-				qual = parts[7]
-			}
-		}
-	} else if parts := strings.Split(name, ":"); len(parts) >= 3 && parts[1] == "function" {
-		// account:function:name[:qualifier]
-		fname = parts[2]
-		if len(parts) == 4 {
-			qual = parts[3]
-		}
-	} else if n, q, ok := strings.Cut(name, ":"); ok {
-		fname, qual = n, q
+	fname, qual, ok := splitFunctionName(name)
+	if !ok {
+		return entry{}, validationError(name, "functionName", functionNamePattern)
 	}
 	if qualifier != "" {
+		if !validQualifier(qualifier) {
+			return entry{}, validationError(qualifier, "qualifier", qualifierPattern)
+		}
 		if qual != "" && qual != qualifier {
 			return entry{}, &apiError{Status: http.StatusBadRequest, Code: "InvalidParameterValueException", Msg: "The derived qualifier from the function name does not match the specified qualifier."}
 		}
@@ -183,6 +171,64 @@ func (s *Server) lookup(name, qualifier string) (entry, *apiError) {
 		return entry{}, &apiError{Status: http.StatusNotFound, Code: "ResourceNotFoundException", Msg: "Function not found: " + arn}
 	}
 	return e, nil
+}
+
+// The patterns Lambda documents for FunctionName and Qualifier, quoted in
+// its validation errors.
+const (
+	functionNamePattern = `(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?`
+	qualifierPattern    = `(|[a-zA-Z0-9$_-]+)`
+)
+
+// validationError is Lambda's answer to a parameter that does not satisfy
+// its documented pattern.
+func validationError(value, param, pattern string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: "ValidationException",
+		Msg: "1 validation error detected: Value '" + value + "' at '" + param + "' failed to satisfy constraint: Member must satisfy regular expression pattern: " + pattern}
+}
+
+// splitFunctionName splits a FunctionName path element in one of its
+// documented forms: name, name:qualifier, account:function:name[:qualifier]
+// or arn:partition:lambda:region:account:function:name[:qualifier]. The
+// partition, region and account are not checked. ok is false for anything
+// else: an empty name or qualifier, characters Lambda does not allow, or
+// parts left over.
+func splitFunctionName(s string) (name, qualifier string, ok bool) {
+	parts := strings.Split(s, ":")
+	switch {
+	case len(parts) > 1 && parts[0] == "arn":
+		if len(parts) < 7 || len(parts) > 8 || parts[2] != "lambda" || parts[5] != "function" {
+			return "", "", false
+		}
+		parts = parts[6:]
+	case len(parts) >= 3:
+		if len(parts) > 4 || parts[1] != "function" {
+			return "", "", false
+		}
+		parts = parts[2:]
+	}
+	if len(parts) > 2 || !validName(parts[0]) {
+		return "", "", false
+	}
+	if len(parts) == 2 {
+		qualifier = parts[1]
+		if qualifier != "$LATEST" && (!validQualifier(qualifier) || strings.Contains(qualifier, "$")) {
+			return "", "", false
+		}
+	}
+	return parts[0], qualifier, true
+}
+
+// validName reports whether s is a function name: one or more letters,
+// digits, hyphens, underscores or periods.
+func validName(s string) bool {
+	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
+}
+
+// validQualifier reports whether s is a Qualifier parameter: 1 to 128
+// letters, digits, hyphens, underscores or dollar signs.
+func validQualifier(s string) bool {
+	return s != "" && len(s) <= 128 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_$") == ""
 }
 
 func badParam(msg string) *apiError {
@@ -369,8 +415,9 @@ func decodeClientContext(h string) (string, *apiError) {
 	if err != nil {
 		return "", badParam(msg)
 	}
-	var obj map[string]any
-	if json.Unmarshal(b, &obj) != nil {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(b, &obj) != nil || obj == nil { // "null" decodes to no object
+
 		return "", badParam(msg)
 	}
 	return string(b), nil
