@@ -182,7 +182,7 @@ type subscriber struct {
 	first    time.Time
 	dropped  int // records dropped since the last report
 	dropSize int
-	sent     int64 // batches delivered
+	sending  bool // a batch taken from the queue is being delivered
 	closed   bool
 	wake     chan struct{}
 	done     chan struct{}
@@ -336,6 +336,7 @@ func (s *subscriber) take(all bool) []Event {
 	if len(s.queue) > 0 {
 		s.first = time.Now()
 	}
+	s.sending = len(batch) > 0
 	return batch
 }
 
@@ -360,6 +361,9 @@ func (s *subscriber) deliver() {
 		}
 		if n > 0 && (n >= s.maxItems || size >= s.maxBytes || time.Since(first) >= s.timeout) {
 			s.send(&conn, s.take(false))
+			s.mu.Lock()
+			s.sending = false
+			s.mu.Unlock()
 			continue
 		}
 		wait := time.Hour
@@ -394,9 +398,6 @@ func (s *subscriber) send(conn *net.Conn, batch []Event) {
 		s.hub.log.Warn("telemetry delivery failed", "extension", s.name, "destination", s.dest(), "events", len(batch), "error", err)
 		return
 	}
-	s.mu.Lock()
-	s.sent++
-	s.mu.Unlock()
 }
 
 func (s *subscriber) sendHTTP(batch []Event) error {
@@ -440,28 +441,23 @@ func (s *subscriber) sendTCP(conn *net.Conn, batch []Event) error {
 	return nil
 }
 
-// flush waits until what is queued now has been sent, or ctx ends.
+// flush sends everything queued, batch after batch without waiting for
+// the buffering timeout, until all is delivered or ctx ends.
 func (s *subscriber) flush(ctx context.Context) {
-	s.mu.Lock()
-	target := s.sent
-	pending := len(s.queue) > 0 || s.dropped > 0
-	if pending {
-		s.first = time.Time{} // due now
-	}
-	s.mu.Unlock()
-	if !pending {
-		return
-	}
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
 	for {
 		s.mu.Lock()
-		done := s.sent > target || len(s.queue) == 0 && s.dropped == 0
+		queued := len(s.queue) > 0 || s.dropped > 0
+		if queued {
+			s.first = time.Time{} // due now
+		}
+		busy := queued || s.sending
 		s.mu.Unlock()
-		if done {
+		if !busy {
 			return
+		}
+		select {
+		case s.wake <- struct{}{}:
+		default:
 		}
 		select {
 		case <-ctx.Done():

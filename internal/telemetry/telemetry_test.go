@@ -157,3 +157,44 @@ func TestTCPDeliveryAndDrops(t *testing.T) {
 	defer cancel()
 	h.Reset(ctx)
 }
+
+// TestPublishWhileDelivering publishes from several goroutines while the
+// subscriber delivers; under -race it caught add reading the queue after
+// unlocking it while take replaced it.
+func TestPublishWhileDelivering(t *testing.T) {
+	var mu sync.Mutex
+	delivered := 0
+	dest := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var batch []Event
+		_ = json.NewDecoder(r.Body).Decode(&batch)
+		mu.Lock()
+		delivered += len(batch)
+		mu.Unlock()
+	}))
+	defer dest.Close()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(dest.URL, "http://"))
+	h, ts := newHub()
+	defer ts.Close()
+	if st, body := subscribe(t, ts.URL, "a", `{"types":["function"],"buffering":{"timeoutMs":25,"maxItems":1000},`+
+		`"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:`+port+`/t"}}`); st != 200 {
+		t.Fatalf("subscribe: %d %s", st, body)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				h.Publish("function", "g"+strconv.Itoa(g)+" line "+strconv.Itoa(i))
+			}
+		}()
+	}
+	wg.Wait()
+	h.Flush(context.Background())
+	h.Reset(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	if delivered != 2000 {
+		t.Errorf("delivered %d of 2000 records", delivered)
+	}
+}
