@@ -13,7 +13,7 @@ import (
 // Config configures a Server. The zero value of each field is its
 // documented default.
 type Config struct {
-	// Handler answers the requests; required.
+	// Handler answers the requests. Default: 404 for every request.
 	Handler http.Handler
 	// ReadHeaderTimeout bounds the reading of a request's head, from its
 	// first byte (from the connection's start for the first request).
@@ -55,9 +55,9 @@ type Server struct {
 }
 
 // New returns a server for cfg.
-func New(cfg Config) (*Server, error) {
+func New(cfg Config) *Server {
 	if cfg.Handler == nil {
-		return nil, errors.New("http server: no handler")
+		cfg.Handler = http.NotFoundHandler()
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
@@ -102,7 +102,7 @@ func New(cfg Config) (*Server, error) {
 		},
 		ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
 	}
-	return s, nil
+	return s
 }
 
 type connKey struct{}

@@ -2,7 +2,6 @@ package httpserver
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -17,10 +16,7 @@ import (
 // start serves h with cfg on a loopback port until the test ends.
 func start(t *testing.T, cfg Config) string {
 	t.Helper()
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := New(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -314,17 +310,9 @@ func TestOptionsStar(t *testing.T) {
 	}
 }
 
-func TestNewValidates(t *testing.T) {
-	if _, err := New(Config{}); err == nil {
-		t.Error("New without a handler: no error")
-	}
-}
-
 func TestConnShare(t *testing.T) {
 	one, two := ConnShare(1), ConnShare(2)
 	if one < minConns || one > maxConns || two > one {
 		t.Errorf("ConnShare(1) = %d, ConnShare(2) = %d", one, two)
 	}
 }
-
-var _ = context.Background
