@@ -190,6 +190,9 @@ func (l *listener) Close() error {
 	return l.Listener.Close()
 }
 
+// net/http looks for CloseWrite on a connection (see conn.CloseWrite).
+var _ interface{ CloseWrite() error } = (*conn)(nil)
+
 // conn is an accepted connection. It follows the requests read from it
 // (see scanner) and leaves the tracker when closed.
 type conn struct {
@@ -209,6 +212,16 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 	}
 	return n, err
+}
+
+// CloseWrite shuts down the writing side of a TCP connection: net/http
+// does so before closing a connection whose request it did not read whole,
+// so the client reads the answer (a 431, a 400) rather than a reset.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *conn) Close() error {

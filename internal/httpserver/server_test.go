@@ -316,3 +316,31 @@ func TestConnShare(t *testing.T) {
 		t.Errorf("ConnShare(1) = %d, ConnShare(2) = %d", one, two)
 	}
 }
+
+// TestHeaderTooLarge checks net/http still answers 431 to a head over its
+// limit, rather than resetting the connection under the client's feet.
+func TestHeaderTooLarge(t *testing.T) {
+	addr := start(t, Config{Handler: echo})
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	for i, huge := range []bool{false, true, false} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := http.StatusOK
+		if huge {
+			req.Header.Set("X-Huge", strings.Repeat("h", 2<<20))
+			want = http.StatusRequestHeaderFieldsTooLarge
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("request %d: %d, want %d", i, resp.StatusCode, want)
+		}
+	}
+}
