@@ -15,6 +15,7 @@ import (
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/httpfront"
+	"github.com/lambdabox/lambdabox/internal/httpserver"
 	"github.com/lambdabox/lambdabox/internal/invoke"
 	"github.com/lambdabox/lambdabox/internal/pool"
 	"github.com/lambdabox/lambdabox/internal/sandbox"
@@ -52,7 +53,7 @@ type front struct {
 	name    string
 	addr    string
 	handler http.Handler
-	srv     *http.Server
+	srv     *httpserver.Server
 }
 
 // serve runs the function until ctx ends, then shuts down in the order
@@ -152,7 +153,9 @@ func serve(ctx context.Context, sc serveConfig) (err error) {
 	}
 	errc := make(chan error, len(fronts))
 	for i, f := range fronts {
-		f.srv = &http.Server{Handler: f.handler, ReadHeaderTimeout: 30 * time.Second}
+		// Each front gets a share of the open files; the Runtime APIs
+		// together take one more.
+		f.srv = httpserver.New(httpserver.Config{Handler: f.handler, MaxConns: httpserver.ConnShare(len(fronts) + 1), Log: sc.log})
 		go func() {
 			if err := f.srv.Serve(listeners[i]); !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("serving the %s: %w", f.name, err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/lambdabox/lambdabox/internal/extensions"
 	"github.com/lambdabox/lambdabox/internal/function"
+	"github.com/lambdabox/lambdabox/internal/httpserver"
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 	"github.com/lambdabox/lambdabox/internal/sandbox"
 	"github.com/lambdabox/lambdabox/internal/telemetry"
@@ -97,7 +98,7 @@ type Environment struct {
 	ext      *extensions.Server
 	tel      *telemetry.Hub
 	ln       net.Listener
-	srv      *http.Server
+	srv      *httpserver.Server
 	environ  []string
 	logs     *logSink
 
@@ -160,7 +161,8 @@ func New(cfg Config) (*Environment, error) {
 	mux.Handle("/2022-07-01/", e.tel)
 	mux.Handle("/2020-08-15/", e.tel)
 	mux.Handle("/", e.api) // answers unknown paths in the Runtime API's shape
-	e.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// No body-read timeout: a streamed response is a body as long as the invoke.
+	e.srv = httpserver.New(httpserver.Config{Handler: mux, BodyReadTimeout: -1, Log: e.log})
 	e.environ = f.Environ(function.Instance{RuntimeAPI: ln.Addr().String(), InitType: cfg.InitType})
 	go func() { _ = e.srv.Serve(ln) }()
 	return e, nil

@@ -204,13 +204,14 @@ var emptyAuthentication = func() []byte {
 	return append([]byte(","), b[1:len(b)-1]...)
 }()
 
-// v2Headers gives payload 2.0 headers: names lower-cased, repeated values
-// joined with commas, the Cookie header moved to cookies, and the headers
-// the front itself adds.
+// v2Headers gives payload 2.0 headers: the end-to-end ones (see
+// endToEnd), names lower-cased, repeated values joined with commas, the
+// Cookie header moved to cookies, and the headers the front itself adds.
 func v2Headers(r *http.Request, m Meta) (map[string]string, []string) {
-	headers := make(map[string]string, len(r.Header)+4)
+	in := endToEnd(r.Header)
+	headers := make(map[string]string, len(in)+4)
 	var cookies []string
-	for name, values := range r.Header {
+	for name, values := range in {
 		name = strings.ToLower(name)
 		if name == "cookie" {
 			for _, v := range values {
@@ -227,41 +228,43 @@ func v2Headers(r *http.Request, m Meta) (map[string]string, []string) {
 		}
 		headers[name] = strings.Join(values, ",")
 	}
-	for name, v := range added(r, m) {
+	for name, v := range added(r, in, m) {
 		headers[strings.ToLower(name)] = v
 	}
 	return headers, cookies
 }
 
-// v1Headers gives payload 1.0 headers: the last value of each header, and
-// all of them.
+// v1Headers gives payload 1.0 headers: the last value of each end-to-end
+// header (see endToEnd), and all of them.
 func v1Headers(r *http.Request, m Meta) (map[string]string, map[string][]string) {
-	headers := make(map[string]string, len(r.Header)+4)
-	multi := make(map[string][]string, len(r.Header)+4)
-	for name, values := range r.Header {
+	in := endToEnd(r.Header)
+	headers := make(map[string]string, len(in)+4)
+	multi := make(map[string][]string, len(in)+4)
+	for name, values := range in {
 		if len(values) == 0 {
 			continue
 		}
 		headers[name] = values[len(values)-1]
 		multi[name] = append([]string(nil), values...)
 	}
-	for name, v := range added(r, m) {
+	for name, v := range added(r, in, m) {
 		headers[name] = v
 		multi[name] = []string{v}
 	}
 	return headers, multi
 }
 
-// added are the headers the front adds to (or replaces in) the request:
-// Host, which net/http keeps out of r.Header, and the X-Forwarded-* and
-// X-Amzn-Trace-Id headers Lambda and API Gateway add.
-func added(r *http.Request, m Meta) map[string]string {
+// added are the headers the front adds to (or replaces in) the request,
+// whose end-to-end headers are in: Host, which net/http keeps out of
+// r.Header, and the X-Forwarded-* and X-Amzn-Trace-Id headers Lambda and
+// API Gateway add.
+func added(r *http.Request, in http.Header, m Meta) map[string]string {
 	h := map[string]string{}
 	if r.Host != "" {
 		h["Host"] = r.Host
 	}
 	xff := m.SourceIP
-	if prev := r.Header.Values("X-Forwarded-For"); len(prev) > 0 {
+	if prev := in.Values("X-Forwarded-For"); len(prev) > 0 {
 		xff = strings.Join(prev, ", ") + ", " + m.SourceIP
 	}
 	h["X-Forwarded-For"] = xff
@@ -274,7 +277,7 @@ func added(r *http.Request, m Meta) map[string]string {
 	}
 	h["X-Forwarded-Proto"] = proto
 	h["X-Forwarded-Port"] = port
-	if m.TraceID != "" && r.Header.Get("X-Amzn-Trace-Id") == "" {
+	if m.TraceID != "" && in.Get("X-Amzn-Trace-Id") == "" {
 		h["X-Amzn-Trace-Id"] = m.TraceID
 	}
 	return h

@@ -80,7 +80,7 @@ func ResponseV2(payload []byte) (*Response, error) {
 		h.Add("Set-Cookie", c)
 	}
 	defaultContentType(h)
-	return newResponse(*res.StatusCode, h, body)
+	return newResponse(*res.StatusCode, endToEnd(h), body)
 }
 
 // v1Result is the payload format 1.0 result.
@@ -120,7 +120,7 @@ func ResponseV1(payload []byte) (*Response, error) {
 		}
 	}
 	defaultContentType(h)
-	return newResponse(*res.StatusCode, h, body)
+	return newResponse(*res.StatusCode, endToEnd(h), body)
 }
 
 // unmarshalExact decodes a JSON object into the struct v points to,
@@ -146,8 +146,11 @@ func unmarshalExact(data []byte, v any) error {
 	return json.Unmarshal(b, v)
 }
 
+// newResponse checks a result's status: a final status, 200 to 599. A 1xx
+// status is no response at all (net/http would send it as an
+// informational response and then a 200), so it is malformed too.
 func newResponse(status int, h http.Header, body []byte) (*Response, error) {
-	if status < 100 || status > 599 {
+	if status < 200 || status > 599 {
 		return nil, fmt.Errorf("%w: statusCode %d", ErrMalformedResponse, status)
 	}
 	return &Response{StatusCode: status, Header: h, Body: body}, nil
@@ -199,7 +202,8 @@ type Prelude struct {
 	Cookies           []string            `json:"cookies"`
 }
 
-// Header is the response header the prelude asks for.
+// Header is the response header the prelude asks for, but for hop-by-hop
+// fields (see endToEnd).
 func (p *Prelude) Header() http.Header {
 	h := http.Header{}
 	for _, k := range sortedKeys(p.MultiValueHeaders) {
@@ -215,7 +219,7 @@ func (p *Prelude) Header() http.Header {
 	for _, c := range p.Cookies {
 		h.Add("Set-Cookie", c)
 	}
-	return h
+	return endToEnd(h)
 }
 
 // ReadPrelude reads the prelude of an HTTP-integration stream and returns
@@ -255,7 +259,7 @@ func ReadPrelude(stream io.Reader) (*Prelude, io.Reader, error) {
 	if p.StatusCode == 0 {
 		p.StatusCode = http.StatusOK
 	}
-	if p.StatusCode < 100 || p.StatusCode > 599 {
+	if p.StatusCode < 200 || p.StatusCode > 599 { // not 1xx: see newResponse
 		return nil, nil, fmt.Errorf("%w: statusCode %d", ErrMalformedResponse, p.StatusCode)
 	}
 	return p, br, nil

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -204,6 +205,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, id string) *front
 	switch {
 	case errors.As(err, &tooLarge):
 		return requestTooLarge()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The server's body-read timeout: a slow or stalled client.
+		return gatewayError(http.StatusRequestTimeout, "Request Timeout")
 	case err != nil:
 		return gatewayError(http.StatusBadRequest, "Bad Request")
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -424,9 +425,13 @@ func decodeClientContext(h string) (string, *apiError) {
 }
 
 // readPayload reads the whole body, refusing (never truncating) one over
-// limit, and checks that it is JSON. An empty body is the event {}.
+// limit, and checks that it is JSON. An empty body is the event {}. A body
+// that does not arrive within the server's body-read timeout is a 408.
 func readPayload(body io.Reader, limit int64, invType string) ([]byte, *apiError) {
 	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, &apiError{Status: http.StatusRequestTimeout, Code: "RequestTimeoutException", Msg: "Timed out reading the request body"}
+	}
 	if err != nil {
 		return nil, &apiError{Status: http.StatusBadRequest, Code: "InvalidRequestContentException", Msg: "Could not read request body: " + err.Error()}
 	}

@@ -3,8 +3,11 @@ package invoke
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -96,5 +99,43 @@ func TestEmptyPayloadIsEmptyObject(t *testing.T) {
 	resp.Body.Close()
 	if p := <-got; p != "{}" {
 		t.Errorf("payload %q, want {}", p)
+	}
+}
+
+// stalled gives its bytes, then the error a read past the connection's
+// deadline gives.
+type stalled struct{ data string }
+
+func (s *stalled) Read(p []byte) (int, error) {
+	if s.data == "" {
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	}
+	n := copy(p, s.data)
+	s.data = s.data[n:]
+	return n, nil
+}
+
+func TestReadPayload(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   io.Reader
+		status int
+		code   string
+	}{
+		{"JSON", strings.NewReader(`{"a":1}`), 0, ""},
+		{"too large", strings.NewReader(`"` + strings.Repeat("a", 20) + `"`), http.StatusRequestEntityTooLarge, "RequestTooLargeException"},
+		{"not JSON", strings.NewReader("{"), http.StatusBadRequest, "InvalidRequestContentException"},
+		{"body-read timeout", &stalled{`{"a":`}, http.StatusRequestTimeout, "RequestTimeoutException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, e := readPayload(tt.body, 16, "RequestResponse")
+			switch {
+			case tt.status == 0 && e != nil:
+				t.Errorf("error %+v, want none", e)
+			case tt.status != 0 && (e == nil || e.Status != tt.status || e.Code != tt.code):
+				t.Errorf("error %+v, want %d %s", e, tt.status, tt.code)
+			}
+		})
 	}
 }
