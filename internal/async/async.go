@@ -196,7 +196,7 @@ func (q *Queue) run(req *environment.Request) {
 		if err != nil {
 			res = &environment.Result{}
 			q.log.Error("asynchronous invoke", "request_id", req.ID, "error", err)
-		} else if !res.Error {
+		} else if res = res.Buffered(); !res.Error { // a stream is read, so the runtime can finish it
 			return
 		}
 		if attempts <= q.cfg.Retries {
@@ -220,7 +220,7 @@ func (q *Queue) recordFailure(req *environment.Request, res *environment.Result,
 	}
 	r.ResponseContext.StatusCode = 200
 	r.ResponseContext.ExecutedVersion = q.cfg.Version
-	if res.Response != nil {
+	if res.Error {
 		r.ResponseContext.FunctionError = "Unhandled"
 		if json.Valid(res.Payload) {
 			r.ResponsePayload = json.RawMessage(res.Payload)

@@ -82,7 +82,7 @@ func TestEnvironmentInvokes(t *testing.T) {
 
 	res := invokeEnv(e, "id-1", `{"a":1}`)
 	if res.Error || string(res.Payload) != `{"a":1}` {
-		t.Fatalf("echo: %+v", res.Response)
+		t.Fatalf("echo: %+v", res)
 	}
 	for _, line := range []string{"START RequestId: id-1 Version: $LATEST", "END RequestId: id-1", "REPORT RequestId: id-1"} {
 		if !strings.Contains(out.String(), line) {
@@ -92,7 +92,7 @@ func TestEnvironmentInvokes(t *testing.T) {
 
 	res = invokeEnv(e, "id-2", `"fail"`)
 	if !res.Error || res.ErrorType != "Handler.Error" || !strings.Contains(string(res.Payload), "it failed") {
-		t.Errorf("function error: %+v %s", res.Response, res.Payload)
+		t.Errorf("function error: %+v %s", res, res.Payload)
 	}
 	if d.Started() != 1 {
 		t.Errorf("%d runtimes started, want 1 (a function error keeps the runtime)", d.Started())
