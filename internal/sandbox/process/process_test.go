@@ -84,3 +84,24 @@ func TestInvalidEntrypoint(t *testing.T) {
 		}
 	}
 }
+
+// A runtime that grew and then crashed still has its peak measured: the
+// figure comes from its resource usage once /proc no longer has it.
+func TestMaxMemoryAfterExit(t *testing.T) {
+	env, err := Driver{}.Start(context.Background(), sandbox.Spec{
+		Path: "/bin/sh",
+		Args: []string{"-c", `x=$(head -c 52428800 /dev/zero | tr '\0' a); exit 3`},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-env.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the runtime did not exit")
+	}
+	b, err := env.(sandbox.MemoryReporter).MaxMemory()
+	if err != nil || b < 50<<20 {
+		t.Errorf("MaxMemory after exit = %d, %v; want at least 50 MiB", b, err)
+	}
+}
