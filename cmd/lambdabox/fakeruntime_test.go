@@ -5,7 +5,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
+	"time"
 )
 
 // runFakeRuntime is a deliberately misbehaving runtime, for the cases no
@@ -39,7 +41,7 @@ func runFakeRuntime(mode string) {
 		if err != nil {
 			os.Exit(2)
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
+		payload, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
 		switch mode {
@@ -76,11 +78,56 @@ func runFakeRuntime(mode string) {
 			if r, err := http.DefaultClient.Do(req); err == nil {
 				r.Body.Close()
 			}
+		case "streamslow":
+			// A streamed answer (as Node's streamifyResponse gives) that
+			// starts, then stalls past the function's timeout.
+			pr, pw := io.Pipe()
+			go postStream(base+"/invocation/"+id+"/response", pr)
+			_, _ = pw.Write([]byte(`{"partial":`))
+			select {}
+		case "stream20m":
+			// A streamed answer of 20 MiB, far over the buffered limit.
+			pr, pw := io.Pipe()
+			go func() {
+				chunk := make([]byte, 64<<10)
+				for range 20 << 20 / len(chunk) {
+					if _, err := pw.Write(chunk); err != nil {
+						break
+					}
+				}
+				pw.Close()
+			}()
+			postStream(base+"/invocation/"+id+"/response", pr)
+		case "alloc":
+			// "slow" and "crash" first allocate and touch 50 MiB, then
+			// outlive the timeout or exit; anything else is answered.
+			if p := string(payload); p == `"slow"` || p == `"crash"` {
+				b := make([]byte, 50<<20)
+				for i := 0; i < len(b); i += 4096 {
+					b[i] = 1
+				}
+				if p == `"crash"` {
+					os.Exit(1)
+				}
+				time.Sleep(time.Hour)
+				runtime.KeepAlive(b)
+			}
+			post("/invocation/"+id+"/response", `"ok"`)
 		case "echo":
 			post("/invocation/"+id+"/response", `"ok"`)
 		default:
 			fmt.Println("FAKE unknown mode", mode)
 			os.Exit(2)
 		}
+	}
+}
+
+// postStream posts body as a streamed response.
+func postStream(url string, body io.Reader) {
+	req, _ := http.NewRequest(http.MethodPost, url, body)
+	req.Header.Set("Lambda-Runtime-Function-Response-Mode", "streaming")
+	req.Header.Set("Content-Type", "application/json")
+	if r, err := http.DefaultClient.Do(req); err == nil {
+		r.Body.Close()
 	}
 }
