@@ -32,17 +32,26 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// newTestEnv returns an environment whose runtimes are d's goroutines.
+// newTestEnv returns an environment whose runtimes are d's goroutines,
+// with a 1 s timeout.
 func newTestEnv(t *testing.T, d *sandboxtest.Driver) (*Environment, *syncBuffer) {
 	t.Helper()
+	return newTestEnvConfig(t, d, func(*Config) {})
+}
+
+// newTestEnvConfig is newTestEnv with the Config changed by set.
+func newTestEnvConfig(t *testing.T, d *sandboxtest.Driver, set func(*Config)) (*Environment, *syncBuffer) {
+	t.Helper()
 	out := &syncBuffer{}
-	e, err := New(Config{
+	cfg := Config{
 		Function:       function.Config{Command: []string{"bootstrap"}, Dir: t.TempDir(), Timeout: time.Second}.WithDefaults(),
 		Driver:         d,
 		RuntimeAPIAddr: "127.0.0.1:0",
 		ExtensionsDir:  t.TempDir(),
 		Output:         out,
-	})
+	}
+	set(&cfg)
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
