@@ -13,16 +13,6 @@ import (
 	"time"
 )
 
-// fakeRIE runs lambdabox rie with the test binary as a fake runtime in mode.
-func fakeRIE(t *testing.T, mode string, flags ...string) *emulator {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startRIE(t, rieOpts{flags: flags, command: []string{self}, env: []string{"LAMBDABOX_TEST_RUNTIME=" + mode}})
-}
-
 // eventInvoke sends an Event invoke and returns its status and request id.
 func eventInvoke(t *testing.T, e *emulator, payload string) (int, string) {
 	t.Helper()

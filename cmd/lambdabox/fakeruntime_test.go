@@ -5,8 +5,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -94,6 +96,41 @@ func runFakeRuntime(mode string) {
 				select {}
 			}
 			post("/invocation/"+id+"/response", `"ok"`)
+		case "streamslow":
+			// A streamed answer (as Node's streamifyResponse gives) that
+			// starts, then stalls past the function's timeout.
+			pr, pw := io.Pipe()
+			go postStream(base+"/invocation/"+id+"/response", pr)
+			_, _ = pw.Write([]byte(`{"partial":`))
+			select {}
+		case "stream20m":
+			// A streamed answer of 20 MiB, far over the buffered limit.
+			pr, pw := io.Pipe()
+			go func() {
+				chunk := make([]byte, 64<<10)
+				for range 20 << 20 / len(chunk) {
+					if _, err := pw.Write(chunk); err != nil {
+						break
+					}
+				}
+				pw.Close()
+			}()
+			postStream(base+"/invocation/"+id+"/response", pr)
+		case "alloc":
+			// "slow" and "crash" first allocate and touch 50 MiB, then
+			// outlive the timeout or exit; anything else is answered.
+			if p := string(payload); p == `"slow"` || p == `"crash"` {
+				b := make([]byte, 50<<20)
+				for i := 0; i < len(b); i += 4096 {
+					b[i] = 1
+				}
+				if p == `"crash"` {
+					os.Exit(1)
+				}
+				time.Sleep(time.Hour)
+				runtime.KeepAlive(b)
+			}
+			post("/invocation/"+id+"/response", `"ok"`)
 		case "echo":
 			post("/invocation/"+id+"/response", `"ok"`)
 		case "slow":
@@ -122,4 +159,25 @@ func startSetsidChild() {
 		os.Exit(2)
 	}
 	_ = p.Release()
+}
+
+// postStream posts body as a streamed response.
+func postStream(url string, body io.Reader) {
+	req, _ := http.NewRequest(http.MethodPost, url, body)
+	req.Header.Set("Lambda-Runtime-Function-Response-Mode", "streaming")
+	req.Header.Set("Content-Type", "application/json")
+	if r, err := http.DefaultClient.Do(req); err == nil {
+		r.Body.Close()
+	}
+}
+
+// fakeRIE starts lambdabox rie on this test binary as a fake runtime in
+// mode (see runFakeRuntime).
+func fakeRIE(t *testing.T, mode string, flags ...string) *emulator {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startRIE(t, rieOpts{flags: flags, command: []string{self}, env: []string{"LAMBDABOX_TEST_RUNTIME=" + mode}})
 }

@@ -303,9 +303,12 @@ func (q *Queue) run(it *item) bool {
 			continue
 		}
 		attempts++
-		if err == nil && !res.Error {
-			q.remove(it.file)
-			return true
+		if err == nil {
+			res = res.Buffered() // a stream is read, so the runtime can finish it
+			if !res.Error {
+				q.remove(it.file)
+				return true
+			}
 		}
 		if err != nil {
 			res = nil
@@ -361,7 +364,7 @@ func (q *Queue) recordFailure(file string, req *environment.Request, res *enviro
 	}
 	r.ResponseContext.StatusCode = 200
 	r.ResponseContext.ExecutedVersion = q.cfg.Version
-	if res != nil && res.Response != nil {
+	if res != nil && res.Error {
 		r.ResponseContext.FunctionError = "Unhandled"
 		if json.Valid(res.Payload) {
 			r.ResponsePayload = json.RawMessage(res.Payload)

@@ -46,9 +46,9 @@ func (f *fakeFunction) Invoke(_ context.Context, req *environment.Request) (*env
 		<-f.block
 	}
 	if f.fail {
-		return &environment.Result{Response: runtimeapi.ErrorResponse("Handler.Error", "boom")}, nil
+		return environment.ErrorResult("Handler.Error", "boom"), nil
 	}
-	return &environment.Result{Response: &runtimeapi.Response{Payload: []byte(`"ok"`)}}, nil
+	return &environment.Result{Payload: []byte(`"ok"`), ContentType: "application/json"}, nil
 }
 
 func (f *fakeFunction) count(id string) int {

@@ -69,22 +69,85 @@ type Request struct {
 	Tail bool
 }
 
-// Result is the outcome of an invocation.
+// Result is the outcome of an invocation, as the caller that answers it
+// sees it. It is the caller's own: the environment keeps its own record of
+// the response, and shares nothing with a Result that the caller can
+// change. A streamed response comes as a StreamReader, which can read the
+// stream but not fail or end it.
 type Result struct {
-	*runtimeapi.Response
-	// Log holds the last 4 KB of the invocation's log, when Tail was asked;
-	// for a streamed response read it with WaitLog.
-	Log     []byte
-	logDone chan struct{}
+	// Payload is the response, or the error body when Error is set; it is
+	// empty when Stream is set.
+	Payload     []byte
+	ContentType string
+	// Error is set for a function error or a platform failure; ErrorType
+	// is then its Lambda error type, e.g. "Sandbox.Timedout".
+	Error     bool
+	ErrorType string
+	// Stream, when set, carries a streamed response as the runtime writes
+	// it. Read it to EOF or Close it, then Wait for its outcome; or call
+	// Buffered.
+	Stream *runtimeapi.StreamReader
+
+	tail *logTail // set when Tail was asked
 }
 
-// WaitLog returns Log once it is complete: for a streamed response, after
-// the stream has ended and the environment has settled.
-func (r *Result) WaitLog() []byte {
-	if r.logDone != nil {
-		<-r.logDone
+// logTail is an invocation's log, filled in by the environment once it has
+// settled the invocation.
+type logTail struct {
+	done chan struct{}
+	log  []byte // written before done is closed
+}
+
+// ErrorResult is a platform error in Lambda's shape, as a Result.
+func ErrorResult(errorType, message string) *Result {
+	return newResult(runtimeapi.ErrorResponse(errorType, message))
+}
+
+// newResult copies resp into the caller's Result; a stream is handed over
+// as its reader's side.
+func newResult(resp *runtimeapi.Response) *Result {
+	res := &Result{Payload: resp.Payload, ContentType: resp.ContentType, Error: resp.Error, ErrorType: resp.ErrorType}
+	if resp.Stream != nil {
+		res.Stream = resp.Stream.Reader()
 	}
-	return r.Log
+	return res
+}
+
+// WaitLog returns the last 4 KB of the invocation's log when Tail was
+// asked, else nil. For a streamed response it waits until the stream has
+// ended and the environment has settled.
+func (r *Result) WaitLog() []byte {
+	if r.tail == nil {
+		return nil
+	}
+	<-r.tail.done
+	return r.tail.log
+}
+
+// Buffered returns the result as a buffered invoke answers it: a streamed
+// response read whole, within runtimeapi.MaxResponseSize, or the error the
+// runtime reported mid-stream. Past the limit it stops reading at once and
+// returns Function.ResponseSizeTooLarge without waiting for the runtime to
+// finish (the rest of the stream is discarded). A result without a stream
+// is returned as it is.
+func (r *Result) Buffered() *Result {
+	st := r.Stream
+	if st == nil {
+		return r
+	}
+	b, _ := io.ReadAll(io.LimitReader(st, runtimeapi.MaxResponseSize+1))
+	_ = st.Close() // the runtime's rest, if any, is discarded
+	var out *Result
+	if len(b) > runtimeapi.MaxResponseSize {
+		out = ErrorResult("Function.ResponseSizeTooLarge",
+			"Response payload size exceeded maximum allowed payload size ("+strconv.Itoa(runtimeapi.MaxResponseSize)+" bytes).")
+	} else if errType, errBody := st.Wait(); errType != "" {
+		out = &Result{Payload: errBody, ContentType: "application/json", Error: true, ErrorType: errType}
+	} else {
+		out = &Result{Payload: b, ContentType: r.ContentType}
+	}
+	out.tail = r.tail
+	return out
 }
 
 // Environment is one execution environment.
@@ -199,36 +262,33 @@ func (e *Environment) Invoke(ctx context.Context, req *Request) *Result {
 	if req.Tail {
 		e.logs.begin()
 	}
-	res := &Result{}
-	var initStatus string
-	res.Response, initStatus = e.ensureInit(ctx, req.ID, start, deadline)
+	resp, failure := e.ensureInit(ctx, req.ID, start, deadline)
 	e.logs.write([]byte("START RequestId: " + req.ID + " Version: " + e.cfg.Version + "\n"))
-	timedOut := false
-	if res.Response == nil {
+	if resp == nil {
 		// Duration counts the invoke, not the Init before it.
 		start = time.Now()
 		req.Deadline = start.Add(e.cfg.Timeout)
 		var taken bool
-		res.Response, timedOut, taken = e.run(ctx, &req.Invocation)
+		resp, failure, taken = e.run(ctx, &req.Invocation)
 		if !taken {
 			// The runtime exited between invokes, before it took this one
 			// (aws-lambda-go does so after a panic): start a new one.
-			res.Response, initStatus = e.ensureInit(ctx, req.ID, start, req.Deadline)
-			if res.Response == nil {
-				res.Response, timedOut, _ = e.run(ctx, &req.Invocation)
+			resp, failure = e.ensureInit(ctx, req.ID, start, req.Deadline)
+			if resp == nil {
+				resp, failure, _ = e.run(ctx, &req.Invocation)
 			}
 		}
 	}
+	// The environment keeps resp; the caller gets its own copy.
 	e.unsettled = &report{id: req.ID, start: start, end: time.Now(), deadline: req.Deadline,
-		initStatus: initStatus, timedOut: timedOut, resp: res.Response}
-	switch {
-	case req.Tail && res.Stream != nil:
-		// The log is complete once the stream ends; Settle hands it over.
-		res.logDone = make(chan struct{})
-		e.unsettled.tail = res
-	case req.Tail:
-		e.Settle()
-		res.Log = e.logs.end()
+		failure: failure, resp: resp}
+	res := newResult(resp)
+	if req.Tail {
+		res.tail = &logTail{done: make(chan struct{})}
+		e.unsettled.tail = res.tail
+		if resp.Stream == nil {
+			e.Settle()
+		} // else the log is complete once the stream ends; Settle hands it over
 	}
 	return res
 }
@@ -237,11 +297,19 @@ func (e *Environment) Invoke(ctx context.Context, req *Request) *Result {
 type report struct {
 	id                   string
 	start, end, deadline time.Time
-	initStatus           string // error type of a failed Init, for REPORT
-	timedOut             bool
-	resp                 *runtimeapi.Response
-	tail                 *Result // a streamed result waiting for its log
+	// failure is the error type of a platform failure that ended the
+	// invoke and reset the environment (Sandbox.Timedout,
+	// Runtime.ExitError, a failed Init...), for REPORT's Status.
+	failure string
+	resp    *runtimeapi.Response // the environment's own, never a caller's
+	tail    *logTail             // the caller's log, when Tail was asked
 }
+
+// timedOut reports whether the invoke ended in a timeout.
+func (r *report) timedOut() bool { return r.failure == errTimedOut }
+
+// errTimedOut is the error type of a timeout.
+const errTimedOut = "Sandbox.Timedout"
 
 // Settle finishes the last invocation off the response's path: it waits
 // for the extensions to be done with it, measures memory, lets the
@@ -254,25 +322,25 @@ func (e *Environment) Settle() {
 	}
 	e.unsettled = nil
 	ctx := context.Background()
-	if r.resp != nil && r.resp.Stream != nil {
+	if r.resp.Stream != nil {
 		e.waitStream(ctx, r)
 	}
-	if r.resp != nil && !r.timedOut && r.initStatus == "" && len(e.exts)+e.internalExtensions() > 0 {
+	if r.failure == "" && len(e.exts)+e.internalExtensions() > 0 {
 		e.waitExtensions(ctx, r)
 	}
-	e.measureMemory()
+	e.measureMemory() // a reset above measured before it ended the runtime
 	e.logs.flush()
 	// END, the timeout line if any, and REPORT go out in one write.
 	lines := []byte("END RequestId: " + r.id + "\n")
-	if r.timedOut || r.initStatus == "Sandbox.Timedout" {
+	if r.timedOut() {
 		lines = append(lines, r.end.UTC().Format("2006-01-02T15:04:05.000Z")+" "+r.id+" Task timed out after "+e.timeoutSeconds()+" seconds\n"...)
 	}
 	d := r.end.Sub(r.start)
 	e.publishReport(r, d)
-	e.logs.write(e.report(lines, r.id, d, r.initStatus))
+	e.logs.write(e.report(lines, r.id, d, r.failure))
 	if r.tail != nil {
-		r.tail.Log = e.logs.end()
-		close(r.tail.logDone)
+		r.tail.log = e.logs.end()
+		close(r.tail.done)
 	}
 }
 
@@ -281,13 +349,14 @@ func (e *Environment) Settle() {
 func (e *Environment) waitStream(ctx context.Context, r *report) {
 	timer := time.NewTimer(time.Until(r.deadline))
 	defer timer.Stop()
+	st := r.resp.Stream
 	select {
-	case <-r.resp.Stream.Done():
+	case <-st.Done():
 	case <-timer.C:
-		r.resp.Stream.Fail("Sandbox.Timedout", e.timeoutResponse(r.id).Payload)
-		r.timedOut = true
+		st.Fail(errTimedOut, e.timeoutResponse(r.id).Payload)
+		r.failure = errTimedOut
 		e.reset(ctx, ReasonTimeout)
-		<-r.resp.Stream.Done() // the runtime is gone: its body has ended
+		<-st.Done() // the runtime is gone: its body has ended
 	}
 	r.end = time.Now()
 }
@@ -307,6 +376,7 @@ func (e *Environment) waitExtensions(ctx context.Context, r *report) {
 		case <-changed:
 		case x := <-e.extDied:
 			e.log.Warn("extension exited after the invoke", "extension", x.name, "status", x.env.Exit().String())
+			r.failure = "Extension.Crash"
 			e.reset(ctx, ReasonFailure)
 			return
 		case <-timer.C:
@@ -320,7 +390,7 @@ func (e *Environment) waitExtensions(ctx context.Context, r *report) {
 // ensureInit starts the runtime when none is running. It returns the
 // failure to report for the invoke, and its error type for REPORT, or nil
 // when the runtime is ready.
-func (e *Environment) ensureInit(ctx context.Context, id string, start, deadline time.Time) (*runtimeapi.Response, string) {
+func (e *Environment) ensureInit(ctx context.Context, id string, start, deadline time.Time) (resp *runtimeapi.Response, failure string) {
 	if e.running() {
 		return nil, ""
 	}
@@ -340,14 +410,16 @@ func (e *Environment) ensureInit(ctx context.Context, id string, start, deadline
 }
 
 // run hands inv to the running runtime (and INVOKE to the extensions) and
-// waits for the runtime's answer. taken is false when the runtime exited
-// without fetching inv.
-func (e *Environment) run(ctx context.Context, inv *runtimeapi.Invocation) (resp *runtimeapi.Response, timedOut, taken bool) {
+// waits for the runtime's answer. failure is the error type of a platform
+// failure that reset the environment (a timeout, a crash), "" when the
+// runtime answered. taken is false when the runtime exited without
+// fetching inv.
+func (e *Environment) run(ctx context.Context, inv *runtimeapi.Invocation) (resp *runtimeapi.Response, failure string, taken bool) {
 	select {
 	case x := <-e.extDied: // died while the environment was idle
 		resp = e.extensionCrash(inv.ID, x)
 		e.reset(ctx, ReasonFailure)
-		return resp, false, true
+		return resp, resp.ErrorType, true
 	default:
 	}
 	if len(e.exts)+e.internalExtensions() > 0 {
@@ -365,26 +437,29 @@ func (e *Environment) run(ctx context.Context, inv *runtimeapi.Invocation) (resp
 	defer timer.Stop()
 	select {
 	case resp = <-answer:
-		return resp, false, true
+		return resp, "", true
 	case <-e.proc.Done():
 		// A runtime that answers and then exits (a Go panic does) has its
 		// answer queued before its exit is seen.
 		select {
 		case resp = <-answer:
-			return resp, false, true
+			return resp, "", true
 		default:
 		}
 		taken = !e.api.Withdraw()
 		resp = e.exitResponse(inv.ID)
 		e.reset(ctx, ReasonFailure)
-		return resp, false, taken
+		if !taken {
+			return resp, "", false // not this invoke's failure: it runs on a new runtime
+		}
+		return resp, resp.ErrorType, true
 	case x := <-e.extDied:
 		resp = e.extensionCrash(inv.ID, x)
 		e.reset(ctx, ReasonFailure)
-		return resp, false, true
+		return resp, resp.ErrorType, true
 	case <-timer.C:
 		e.reset(ctx, ReasonTimeout)
-		return e.timeoutResponse(inv.ID), true, true
+		return e.timeoutResponse(inv.ID), errTimedOut, true
 	}
 }
 
@@ -433,7 +508,6 @@ func (e *Environment) init(ctx context.Context, id string, limit time.Time) (res
 	if resp == nil && !timedOut {
 		return nil, false
 	}
-	e.measureMemory()
 	e.reset(ctx, ReasonFailure)
 	return resp, timedOut
 }
@@ -491,6 +565,7 @@ func (e *Environment) running() bool {
 
 // reset ends the runtime and the extensions after a failure or a timeout:
 // SIGKILL for the runtime, SHUTDOWN and a short grace for the extensions.
+// Memory is measured first, so REPORT has the figure of what ran.
 func (e *Environment) reset(ctx context.Context, reason string) {
 	e.shutdown(ctx, reason, 0)
 }
@@ -506,6 +581,7 @@ func (e *Environment) shutdown(ctx context.Context, reason string, runtimeGrace 
 		budget = 2000 * time.Millisecond
 	}
 	deadline := time.Now().Add(budget)
+	e.measureMemory() // before the runtime goes, with what it used
 	if e.proc != nil {
 		stopCtx, cancel := context.WithTimeout(ctx, min(runtimeGrace, budget))
 		if err := e.proc.Stop(stopCtx); err != nil {
@@ -585,8 +661,9 @@ func requestPrefix(id string) string {
 }
 
 // report appends the REPORT line to b; it consumes the pending Init
-// Duration.
-func (e *Environment) report(b []byte, id string, d time.Duration, errorType string) []byte {
+// Duration. failure, the error type of a platform failure, gives the
+// Status Lambda prints: "timeout", or "error" with the Error Type.
+func (e *Environment) report(b []byte, id string, d time.Duration, failure string) []byte {
 	b = append(b, "REPORT RequestId: "+id...)
 	b = append(b, "\tDuration: "...)
 	b = strconv.AppendFloat(b, millis(d), 'f', 2, 64)
@@ -603,8 +680,12 @@ func (e *Environment) report(b []byte, id string, d time.Duration, errorType str
 		b = append(b, " ms"...)
 		e.initDur = 0
 	}
-	if errorType != "" {
-		b = append(b, "\tStatus: error\tError Type: "+errorType...)
+	switch failure {
+	case "":
+	case errTimedOut:
+		b = append(b, "\tStatus: timeout"...)
+	default:
+		b = append(b, "\tStatus: error\tError Type: "+failure...)
 	}
 	return append(b, '\n')
 }

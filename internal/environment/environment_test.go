@@ -32,17 +32,26 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// newTestEnv returns an environment whose runtimes are d's goroutines.
+// newTestEnv returns an environment whose runtimes are d's goroutines,
+// with a 1 s timeout.
 func newTestEnv(t *testing.T, d *sandboxtest.Driver) (*Environment, *syncBuffer) {
 	t.Helper()
+	return newTestEnvConfig(t, d, func(*Config) {})
+}
+
+// newTestEnvConfig is newTestEnv with the Config changed by set.
+func newTestEnvConfig(t *testing.T, d *sandboxtest.Driver, set func(*Config)) (*Environment, *syncBuffer) {
+	t.Helper()
 	out := &syncBuffer{}
-	e, err := New(Config{
+	cfg := Config{
 		Function:       function.Config{Command: []string{"bootstrap"}, Dir: t.TempDir(), Timeout: time.Second}.WithDefaults(),
 		Driver:         d,
 		RuntimeAPIAddr: "127.0.0.1:0",
 		ExtensionsDir:  t.TempDir(),
 		Output:         out,
-	})
+	}
+	set(&cfg)
+	e, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +91,7 @@ func TestEnvironmentInvokes(t *testing.T) {
 
 	res := invokeEnv(e, "id-1", `{"a":1}`)
 	if res.Error || string(res.Payload) != `{"a":1}` {
-		t.Fatalf("echo: %+v", res.Response)
+		t.Fatalf("echo: %+v", res)
 	}
 	for _, line := range []string{"START RequestId: id-1 Version: $LATEST", "END RequestId: id-1", "REPORT RequestId: id-1"} {
 		if !strings.Contains(out.String(), line) {
@@ -92,7 +101,7 @@ func TestEnvironmentInvokes(t *testing.T) {
 
 	res = invokeEnv(e, "id-2", `"fail"`)
 	if !res.Error || res.ErrorType != "Handler.Error" || !strings.Contains(string(res.Payload), "it failed") {
-		t.Errorf("function error: %+v %s", res.Response, res.Payload)
+		t.Errorf("function error: %+v %s", res, res.Payload)
 	}
 	if d.Started() != 1 {
 		t.Errorf("%d runtimes started, want 1 (a function error keeps the runtime)", d.Started())

@@ -38,17 +38,17 @@ func (e *Environment) publishReport(r *report, d time.Duration) {
 	}
 	status, errorType := "success", ""
 	switch {
-	case r.timedOut || r.initStatus == "Sandbox.Timedout":
-		status, errorType = "timeout", "Sandbox.Timedout"
-	case r.resp != nil && r.resp.Error:
+	case r.timedOut():
+		status, errorType = "timeout", errTimedOut
+	case r.resp.Error:
 		status, errorType = "error", r.resp.ErrorType // the function's own error
 		if strings.HasPrefix(errorType, "Runtime.") || strings.HasPrefix(errorType, "Extension.") {
 			status = "failure" // the runtime or an extension failed
 		}
 	}
-	produced := 0
-	if r.resp != nil {
-		produced = len(r.resp.Payload)
+	produced := int64(len(r.resp.Payload))
+	if r.resp.Stream != nil {
+		produced = r.resp.Stream.Size()
 	}
 	done := map[string]any{"requestId": r.id, "status": status,
 		"metrics": map[string]any{"durationMs": millis(d), "producedBytes": produced}}

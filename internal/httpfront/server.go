@@ -255,24 +255,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, id string) *front
 	case err != nil:
 		s.log.Error("invoke failed", "request_id", id, "error", err)
 		return gatewayError(http.StatusInternalServerError, "Internal Server Error")
-	case res == nil || res.Response == nil:
+	case res == nil:
 		s.log.Error("invoke returned no result", "request_id", id)
 		return badGateway()
-	case res.Error:
+	}
+	if res.Stream != nil && isJSON(res.ContentType) {
+		// A JSON result that comes as a stream (a handler that does not
+		// stream, invoked in streaming mode as aws-lambda-go is; or one
+		// that streams, behind a buffered URL) maps like a buffered one,
+		// within the buffered limit.
+		res = res.Buffered()
+	}
+	if res.Error {
 		s.log.Warn("function error", "request_id", id, "error_type", res.ErrorType)
 		return badGateway()
 	}
 	w.Header().Set("X-Amzn-RequestId", id)
-	if res.Stream != nil && isJSON(res.ContentType) {
-		// A handler that does not stream, invoked in streaming mode (as
-		// aws-lambda-go is): its JSON result maps like a buffered one.
-		b, err := io.ReadAll(io.LimitReader(res.Stream, MaxPayload+1))
-		_ = res.Stream.Close()
-		if errType, _ := res.Stream.Wait(); errType != "" || err != nil || len(b) > MaxPayload {
-			return badGateway()
-		}
-		res.Payload, res.Stream = b, nil
-	}
 	if res.Stream != nil {
 		return s.writeStream(w, res, id)
 	}

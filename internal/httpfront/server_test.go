@@ -19,7 +19,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lambdabox/lambdabox/internal/environment"
-	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 )
 
 const testARN = "arn:aws:lambda:eu-west-1:111122223333:function:web"
@@ -52,7 +51,7 @@ func (f *fakeFunction) last(t *testing.T) *environment.Request {
 // answer makes a function that returns payload with content type ct.
 func answer(payload, ct string) *fakeFunction {
 	return &fakeFunction{fn: func(*environment.Request) (*environment.Result, error) {
-		return &environment.Result{Response: &runtimeapi.Response{Payload: []byte(payload), ContentType: ct}}, nil
+		return &environment.Result{Payload: []byte(payload), ContentType: ct}, nil
 	}}
 }
 
@@ -71,7 +70,7 @@ func echoV2() *fakeFunction {
 			IsBase64Encoded: e.IsBase64Encoded,
 			Cookies:         e.Cookies,
 		})
-		return &environment.Result{Response: &runtimeapi.Response{Payload: b, ContentType: "application/json"}}, nil
+		return &environment.Result{Payload: b, ContentType: "application/json"}, nil
 	}}
 }
 
@@ -177,10 +176,10 @@ func TestFunctionURLResults(t *testing.T) {
 		{"plain JSON", answer(`{"hello":"world"}`, "application/json"), 200, "application/json", `{"hello":"world"}`},
 		{"string", answer(`"hi"`, "application/json"), 200, "application/json", `"hi"`},
 		{"function error", &fakeFunction{fn: func(*environment.Request) (*environment.Result, error) {
-			return &environment.Result{Response: runtimeapi.ErrorResponse("Function.Boom", "boom")}, nil
+			return environment.ErrorResult("Function.Boom", "boom"), nil
 		}}, 502, "application/json", `{"message":"Internal Server Error"}`},
 		{"timeout", &fakeFunction{fn: func(*environment.Request) (*environment.Result, error) {
-			return &environment.Result{Response: runtimeapi.ErrorResponse("Sandbox.Timedout", "Task timed out after 3.00 seconds")}, nil
+			return environment.ErrorResult("Sandbox.Timedout", "Task timed out after 3.00 seconds"), nil
 		}}, 502, "application/json", `{"message":"Internal Server Error"}`},
 		{"not JSON", answer(`hello`, "text/plain"), 502, "application/json", `{"message":"Internal Server Error"}`},
 		{"bad base64", answer(`{"statusCode":200,"body":"%%%","isBase64Encoded":true}`, "application/json"),
@@ -289,7 +288,7 @@ func TestAPIGateway(t *testing.T) {
 			MultiValueHeaders: map[string][]string{"X-Tags": e.MultiValueQueryStringParameters["tag"], "Set-Cookie": {"a=1", "b=2"}},
 			Body:              e.Resource + " " + e.PathParameters["proxy"] + " " + e.Body,
 		})
-		return &environment.Result{Response: &runtimeapi.Response{Payload: b, ContentType: "application/json"}}, nil
+		return &environment.Result{Payload: b, ContentType: "application/json"}, nil
 	}}
 	v2 := &fakeFunction{fn: func(req *environment.Request) (*environment.Result, error) {
 		var e events.APIGatewayV2HTTPRequest
@@ -297,7 +296,7 @@ func TestAPIGateway(t *testing.T) {
 			return nil, err
 		}
 		b, _ := json.Marshal(map[string]any{"routeKey": e.RouteKey, "params": e.PathParameters, "stage": e.RequestContext.Stage})
-		return &environment.Result{Response: &runtimeapi.Response{Payload: b, ContentType: "application/json"}}, nil
+		return &environment.Result{Payload: b, ContentType: "application/json"}, nil
 	}}
 	routes := []Route{
 		{Method: "GET", Path: "/items/{id}", Function: v2, FunctionARN: testARN},
@@ -410,9 +409,9 @@ func goHandler(handler any, contentType string) *fakeFunction {
 	return &fakeFunction{fn: func(req *environment.Request) (*environment.Result, error) {
 		b, err := h.Invoke(context.Background(), req.Payload)
 		if err != nil {
-			return &environment.Result{Response: runtimeapi.ErrorResponse("errorString", err.Error())}, nil
+			return environment.ErrorResult("errorString", err.Error()), nil
 		}
-		return &environment.Result{Response: &runtimeapi.Response{Payload: b, ContentType: contentType}}, nil
+		return &environment.Result{Payload: b, ContentType: contentType}, nil
 	}}
 }
 

@@ -328,11 +328,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
-	if res.Stream != nil {
-		// A function that streams, invoked without streaming: Lambda
-		// buffers its response, within the usual limit.
-		bufferStream(res)
-	}
+	// A function that streams, invoked without streaming: Lambda buffers
+	// its response, within the usual limit.
+	res = res.Buffered()
 	h := w.Header()
 	h["Content-Type"] = []string{res.ContentType}
 	h["Content-Length"] = []string{strconv.Itoa(len(res.Payload))}

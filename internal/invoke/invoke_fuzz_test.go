@@ -18,7 +18,6 @@ import (
 	"github.com/lambdabox/lambdabox/internal/async"
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
-	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 )
 
 // The fuzz targets below check the Invoke API's request parsing against an
@@ -129,7 +128,7 @@ func (f *recordingEcho) Invoke(_ context.Context, req *environment.Request) (*en
 	f.mu.Lock()
 	f.last = req
 	f.mu.Unlock()
-	return &environment.Result{Response: &runtimeapi.Response{Payload: req.Payload, ContentType: "application/json"}}, nil
+	return &environment.Result{Payload: req.Payload, ContentType: "application/json"}, nil
 }
 
 // documentedStatus are the statuses the Invoke API answers with, in the

@@ -14,7 +14,6 @@ import (
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/pool"
-	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 )
 
 // fakeFunction answers every invoke with fn's result; a hand-written fake.
@@ -33,7 +32,7 @@ func newServer(fn func(*environment.Request) (*environment.Result, error)) *http
 }
 
 func echo(req *environment.Request) (*environment.Result, error) {
-	return &environment.Result{Response: &runtimeapi.Response{Payload: req.Payload, ContentType: "application/json"}}, nil
+	return &environment.Result{Payload: req.Payload, ContentType: "application/json"}, nil
 }
 
 func TestLookup(t *testing.T) {

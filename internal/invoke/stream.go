@@ -5,35 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
-
-	"github.com/lambdabox/lambdabox/internal/environment"
-	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 )
 
 // StreamPath is InvokeWithResponseStream's path.
 const StreamPath = "/2021-11-15/functions/{name}/response-streaming-invocations"
-
-// bufferStream reads a streamed response whole into res.Payload, within
-// the buffered limit, for callers that did not ask for a stream.
-func bufferStream(res *environment.Result) {
-	st := res.Stream
-	b, _ := io.ReadAll(io.LimitReader(st, runtimeapi.MaxResponseSize+1))
-	_ = st.Close() // discard the rest, if any
-	errType, errBody := st.Wait()
-	res.Stream = nil
-	switch {
-	case errType != "":
-		res.Response = &runtimeapi.Response{Payload: errBody, ContentType: "application/json", Error: true, ErrorType: errType}
-	case len(b) > runtimeapi.MaxResponseSize:
-		res.Response = runtimeapi.ErrorResponse("Function.ResponseSizeTooLarge", "Response payload size ("+
-			strconv.FormatInt(st.Size(), 10)+" bytes) exceeded maximum allowed payload size ("+strconv.Itoa(runtimeapi.MaxResponseSize)+" bytes).")
-	default:
-		res.Payload = b
-	}
-}
 
 // invokeStream serves InvokeWithResponseStream: the function's response as
 // an AWS event stream of PayloadChunk events, sent as the runtime writes

@@ -60,7 +60,8 @@ type Response struct {
 	// ErrorType is the Lambda error type, e.g. "Runtime.ImportModuleError".
 	ErrorType string
 	// Stream, when set, carries a streamed response as the runtime writes
-	// it; Payload is then empty.
+	// it; Payload is then empty. It is the dispatcher's: hand readers
+	// Stream.Reader, never the Stream.
 	Stream *Stream
 }
 

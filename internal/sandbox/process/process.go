@@ -240,6 +240,8 @@ type proc struct {
 	exit sandbox.ExitStatus
 
 	memMu    sync.Mutex
+	exited   bool      // set by wait; /proc/<pid> is gone
+	exitPeak uint64    // the runtime's own peak, from its rusage, once exited
 	status   *os.File  // /proc/<pid>/status, kept open
 	walked   time.Time // last walk of the group
 	children uint64    // the others' summed peak at that walk
@@ -274,6 +276,12 @@ func (p *proc) wait() {
 	}
 	p.exit = st
 	p.memMu.Lock()
+	p.exited = true
+	if ps := p.cmd.ProcessState; ps != nil {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > 0 {
+			p.exitPeak = uint64(ru.Maxrss) * 1024 // KiB on Linux
+		}
+	}
 	if p.status != nil {
 		p.status.Close()
 		p.status = nil
@@ -317,10 +325,14 @@ const descendantsEvery = time.Second
 
 // MaxMemory implements sandbox.MemoryReporter: the sum of the peak resident
 // set (VmHWM) of the runtime and of every other process of its
-// environment, setsid ones included.
+// environment, setsid ones included. Once the runtime has exited (a
+// crash), its own peak comes from its resource usage.
 func (p *proc) MaxMemory() (uint64, error) {
 	p.memMu.Lock()
 	defer p.memMu.Unlock()
+	if p.exited {
+		return p.exitPeak + p.children, nil
+	}
 	if p.status == nil {
 		f, err := os.Open("/proc/" + strconv.Itoa(p.pid) + "/status")
 		if err != nil {

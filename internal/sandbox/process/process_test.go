@@ -447,3 +447,30 @@ func TestNoFdLeftOpen(t *testing.T) {
 		})
 	}
 }
+
+// A runtime that grew and then crashed still has its peak measured: the
+// figure comes from its resource usage once /proc no longer has it.
+func TestMaxMemoryAfterExit(t *testing.T) {
+	for name, d := range drivers(t) {
+		t.Run(name, func(t *testing.T) { maxMemoryAfterExit(t, d) })
+	}
+}
+
+func maxMemoryAfterExit(t *testing.T, d *Driver) {
+	env, err := d.Start(context.Background(), sandbox.Spec{
+		Path: "/bin/sh",
+		Args: []string{"-c", `x=$(head -c 52428800 /dev/zero | tr '\0' a); exit 3`},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-env.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the runtime did not exit")
+	}
+	b, err := env.(sandbox.MemoryReporter).MaxMemory()
+	if err != nil || b < 50<<20 {
+		t.Errorf("MaxMemory after exit = %d, %v; want at least 50 MiB", b, err)
+	}
+}

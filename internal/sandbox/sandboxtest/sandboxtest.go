@@ -29,9 +29,19 @@ type exitError struct{}
 
 func (exitError) Error() string { return "runtime exited" }
 
+// StreamWriter writes a streamed answer's body to w, as a runtime that
+// streams (Node's streamifyResponse) does. ctx ends when the runtime is
+// stopped; a StreamWriter that stalls should wait for it.
+type StreamWriter func(ctx context.Context, w io.Writer) error
+
 // Driver starts runtimes that call Handler for each invocation.
 type Driver struct {
 	Handler Handler
+	// Stream, when set, is asked first for each invocation: a non-nil
+	// StreamWriter makes the runtime answer with a streamed response
+	// (Lambda-Runtime-Function-Response-Mode: streaming, application/json)
+	// whose body it writes; nil leaves the invocation to Handler.
+	Stream func(payload []byte) StreamWriter
 	// StopDelay is how long a runtime takes to stop once asked.
 	StopDelay time.Duration
 
@@ -88,6 +98,14 @@ func (r *runtime) loop(ctx context.Context, api string) {
 			return
 		}
 		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+		if r.d.Stream != nil {
+			if write := r.d.Stream(payload); write != nil {
+				if postStream(ctx, api+"invocation/"+id+"/response", write) != nil {
+					return
+				}
+				continue
+			}
+		}
 		answer, herr := r.d.Handler(payload)
 		switch {
 		case herr == Exit:
@@ -103,6 +121,25 @@ func (r *runtime) loop(ctx context.Context, api string) {
 			return
 		}
 	}
+}
+
+// postStream posts a streamed response whose body write produces.
+func postStream(ctx context.Context, url string, write StreamWriter) error {
+	pr, pw := io.Pipe()
+	defer pr.Close() // unblocks a writer the server stopped reading
+	go func() { _ = pw.CloseWithError(write(ctx, pw)) }()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, pr)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Lambda-Runtime-Function-Response-Mode", "streaming")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
 }
 
 func (r *runtime) Done() <-chan struct{} { return r.done }
