@@ -17,12 +17,14 @@ import (
 	"time"
 
 	"github.com/lambdabox/lambdabox/internal/sandbox"
+	"github.com/lambdabox/lambdabox/internal/sandbox/sandboxtest"
 )
 
 // helperEnv makes the test binary, started by a test, play a process.
 const helperEnv = "LAMBDABOX_PROCESS_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	sandboxtest.RunFake()
 	if mode := os.Getenv(helperEnv); mode != "" {
 		runHelper(mode)
 		return
@@ -157,7 +159,7 @@ func TestEscapingChildrenEndWithTheEnvironment(t *testing.T) {
 					env, err := d.Start(context.Background(), sandbox.Spec{
 						Path:   os.Args[0],
 						Env:    append(os.Environ(), helperEnv+"=runtime-"+how+"-"+end, "PIDFILE="+pidFile, "ALLOC=48"),
-						Stdout: pw, Stderr: pw,
+						Output: func(sandbox.Process) (*os.File, error) { return pw, nil },
 					})
 					pw.Close()
 					if err != nil {
@@ -244,7 +246,7 @@ func TestExitStatus(t *testing.T) {
 				t.Fatal(err)
 			}
 			<-env.Done()
-			if got := env.Exit().String(); got != want {
+			if got := env.Runtime().Exit().String(); got != want {
 				t.Errorf("%s: %s: %s, want %s", name, args, got, want)
 			}
 		}
@@ -472,5 +474,34 @@ func maxMemoryAfterExit(t *testing.T, d *Driver) {
 	b, err := env.(sandbox.MemoryReporter).MaxMemory()
 	if err != nil || b < 50<<20 {
 		t.Errorf("MaxMemory after exit = %d, %v; want at least 50 MiB", b, err)
+	}
+}
+
+// TestConformance runs each containment mechanism through the suite every
+// sandbox driver passes, with this test binary as the runtime and the
+// extensions.
+func TestConformance(t *testing.T) {
+	for _, c := range []Containment{Cgroup, Subreaper} {
+		t.Run(string(c), func(t *testing.T) {
+			if _, err := New(Config{Containment: c}); err != nil {
+				t.Skip("not on this machine:", err)
+			}
+			sandboxtest.Conformance(t, sandboxtest.Harness{
+				Driver: func(t *testing.T) sandbox.Driver {
+					d, err := New(Config{Containment: c})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() {
+						if err := d.Close(context.Background()); err != nil {
+							t.Errorf("Close: %v", err)
+						}
+					})
+					return d
+				},
+				Runtime:   []string{os.Args[0]},
+				Processes: true,
+			})
+		})
 	}
 }
