@@ -505,3 +505,74 @@ func TestConformance(t *testing.T) {
 		})
 	}
 }
+
+// Every process of an environment, extensions and what they started
+// included, is in the environment's one group: a cgroup below the
+// environment's, or a marker below its id. Stop ends them all.
+func TestOneGroupPerEnvironment(t *testing.T) {
+	for name, d := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			pidFile := filepath.Join(dir, "pid")
+			ext := "#!/bin/sh\nsetsid sleep 600 </dev/null >/dev/null 2>&1 &\necho $! >" + pidFile + "\nexec sleep 600\n"
+			if err := os.WriteFile(filepath.Join(dir, "ext"), []byte(ext), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			se, err := d.Start(context.Background(), sandbox.Spec{Path: "/bin/sleep", Args: []string{"600"}, ExtensionsDir: dir, Env: os.Environ()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			escaped := waitPid(t, pidFile)
+			e := se.(*env)
+			rt, x := e.runtime.pid, e.exts[0].Proc.(*proc).pid
+			switch name {
+			case string(Cgroup):
+				if a, b := filepath.Dir(cgroupOf(t, rt)), filepath.Dir(cgroupOf(t, x)); a != b {
+					t.Errorf("runtime in %s, extension in %s: want one environment cgroup", a, b)
+				}
+				if got := filepath.Dir(cgroupOf(t, escaped)); got != filepath.Dir(cgroupOf(t, rt)) {
+					t.Errorf("the extension's escaped child is in %s", got)
+				}
+			case string(Subreaper):
+				a, b := environValue(rt, markerKey), environValue(x, markerKey)
+				if a == "" || a == b || a[:strings.LastIndexByte(a, '.')] != b[:strings.LastIndexByte(b, '.')] {
+					t.Errorf("markers %q and %q: want one environment's id with a process each", a, b)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := se.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if st := readState(escaped); st != "" && st != "Z" {
+				_ = syscall.Kill(escaped, syscall.SIGKILL)
+				t.Errorf("the extension's escaped child %d outlived Stop (state %s)", escaped, st)
+			}
+		})
+	}
+}
+
+// cgroupOf is the cgroup v2 path of pid.
+func cgroupOf(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p
+		}
+	}
+	t.Fatalf("no cgroup v2 for %d: %s", pid, b)
+	return ""
+}
+
+// readState is pid's state letter, "" once it is gone.
+func readState(pid int) string {
+	st, err := readStat(pid)
+	if err != nil {
+		return ""
+	}
+	return string(st.state)
+}
