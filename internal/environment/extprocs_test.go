@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lambdabox/lambdabox/internal/sandbox"
 	"github.com/lambdabox/lambdabox/internal/sandbox/sandboxtest"
@@ -55,6 +56,13 @@ func TestExtensionsFromTheDriver(t *testing.T) {
 		}
 	}
 	crash <- struct{}{}
+	// The environment notices the exit while idle.
+	for deadline := time.Now().Add(5 * time.Second); len(e.extDied) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the extension's exit was never noticed")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	res := invokeEnv(e, "id-2", `"x"`)
 	if !res.Error || res.ErrorType != "Extension.Crash" || !strings.Contains(string(res.Payload), "exited: exit status 7") {
 		t.Fatalf("got %s %s, want Extension.Crash with exit status 7", res.ErrorType, res.Payload)

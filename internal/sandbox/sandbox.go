@@ -139,7 +139,7 @@ func (e *ExtensionError) Unwrap() error { return e.Err }
 
 // FindExtensions lists the executable files in dir, in name order, as
 // drivers that run extensions from the host's file system find them. A
-// directory that cannot be read has none.
+// directory that cannot be read, or is not one, has none.
 func FindExtensions(dir string) []string {
 	if dir == "" {
 		return nil
@@ -151,7 +151,13 @@ func FindExtensions(dir string) []string {
 	var names []string
 	for _, de := range entries {
 		info, err := de.Info()
-		if err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
+		if err != nil {
+			continue
+		}
+		// Executable files, and symbolic links (which exec follows, or
+		// fails on with a clear error); not directories, pipes or devices.
+		m := info.Mode()
+		if m&0o111 == 0 || (!m.IsRegular() && m&os.ModeSymlink == 0) {
 			continue
 		}
 		names = append(names, de.Name())
