@@ -231,6 +231,27 @@ func Conformance(t *testing.T, h Harness) {
 			t.Fatalf("Start = %v, %v; want an *ExtensionError for b-garbage", env, err)
 		}
 	})
+	t.Run("OutputFails", func(t *testing.T) {
+		for _, kind := range []sandbox.Kind{sandbox.KindExtension, sandbox.KindFunction} {
+			c := newCase(t, h)
+			h.Extension(t, filepath.Join(c.extDir, "ext"))
+			spec := c.spec()
+			spec.Output = func(p sandbox.Process) (*os.File, error) {
+				if p.Kind == kind {
+					return nil, errors.New("no pipes left")
+				}
+				return c.logs.output(p)
+			}
+			env, err := c.d.Start(context.Background(), spec)
+			if err == nil || !strings.Contains(err.Error(), "no pipes left") {
+				t.Errorf("Start with the %s's output failing = %v, %v; want its error", kind, env, err)
+			}
+			var xe *sandbox.ExtensionError
+			if isExt := errors.As(err, &xe); isExt != (kind == sandbox.KindExtension) {
+				t.Errorf("Start with the %s's output failing: %v; an *ExtensionError only for an extension", kind, err)
+			}
+		}
+	})
 	t.Run("StopHard", func(t *testing.T) {
 		if !h.Processes {
 			t.Skip("the driver runs no processes")
