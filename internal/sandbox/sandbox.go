@@ -3,6 +3,14 @@
 // containers. One Start starts one whole environment, the runtime and its
 // external extensions; sandbox/sandboxtest holds the conformance suite
 // every driver passes. It imports no driver.
+//
+// The platform serves the environment's Runtime, Extensions and Telemetry
+// APIs; a driver that needs it to listen elsewhere, or whose processes
+// reach it by another address, implements Network. The platform waits for
+// the extensions to register inside Spec.BeforeRuntime, so a driver whose
+// processes start inside something else (a container's init) has that
+// something start the extensions, call back, and only then run the
+// bootstrap.
 package sandbox
 
 import (
@@ -19,11 +27,13 @@ type Spec struct {
 	Path string   // the runtime's bootstrap executable
 	Args []string // arguments after the executable
 	Env  []string // the complete environment of every process, KEY=VALUE
-	Dir  string   // the runtime's working directory
+	Dir  string   // the working directory of every process
 
-	// ExtensionsDir holds the external extensions. The driver starts every
-	// executable file in it, in name order, before the runtime, as Lambda
-	// does. Empty, or a directory that does not exist, means none.
+	// ExtensionsDir holds the external extensions, as the environment sees
+	// its file system (a container driver looks in the image). The driver
+	// starts every executable file in it, in name order, before the
+	// runtime, as Lambda does. Empty, or a directory that does not exist,
+	// means none.
 	ExtensionsDir string
 
 	// Output, when set, returns the file that a process's stdout and
