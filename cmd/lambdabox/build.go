@@ -66,8 +66,8 @@ Outputs (default oci:<DIR name>.oci):
 
 type buildOptions struct {
 	tag, push, platform, runtime, handler, base, engine, cacheDir, emulator string
-	outputs, env, layers, inputs, engineFlags                              []string
-	load, baseMap, allowSdist, json                                        bool
+	outputs, env, layers, inputs, engineFlags                               []string
+	load, baseMap, allowSdist, json                                         bool
 }
 
 func newBuildCmd() *cobra.Command {
@@ -196,6 +196,15 @@ func runBuild(cmd *cobra.Command, dir string, o buildOptions) error {
 	})
 	if err != nil {
 		return err
+	}
+	if !tty {
+		// Even a quiet build says when it used a stand-in base or an engine.
+		if strings.Contains(res.Base, "nearest to") || strings.Contains(res.Base, "for FROM") {
+			fmt.Fprintf(cmd.ErrOrStderr(), "lambdabox build: base %s\n", res.Base)
+		}
+		if res.Engine != "" {
+			fmt.Fprintf(cmd.ErrOrStderr(), "lambdabox build: built with %s\n", res.Engine)
+		}
 	}
 	sbom, err := build.SPDX(res.Packages, tag.String(), epoch)
 	if err != nil {

@@ -249,15 +249,13 @@ func (b *builder) folder(ctx context.Context) error {
 		return err
 	}
 	b.res.Runtime = rt.Name
+	// The language version dependencies are installed for: the base's when
+	// it is a lambdabox base, else the runtime's.
 	version := rt.Version
-	if err := b.step("base", func() (string, error) {
-		v, err := b.resolveBase(ctx, rt)
-		if v != "" {
-			version = v
-		}
-		return b.res.Base, err
-	}); err != nil {
-		return err
+	if b.cfg.Base == "" {
+		version = rt.RecipeVersion
+	} else if brt, err := LookupRuntime(b.cfg.Base); err == nil {
+		version = brt.RecipeVersion
 	}
 	var p *plan
 	switch rt.Lang {
@@ -280,6 +278,20 @@ func (b *builder) folder(ctx context.Context) error {
 		return err
 	}
 	b.res.Handler = p.handler
+	// The code first: a compile error shows before any base is built.
+	var code *image.Tree
+	if err := b.step("code", func() (string, error) {
+		code, err = p.code(ctx)
+		return "", err
+	}); err != nil {
+		return err
+	}
+	if err := b.step("base", func() (string, error) {
+		_, err := b.resolveBase(ctx, rt)
+		return b.res.Base, err
+	}); err != nil {
+		return err
+	}
 	if err := b.userLayers(); err != nil {
 		return err
 	}
@@ -290,12 +302,8 @@ func (b *builder) folder(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := b.step("code", func() (string, error) {
-		t, err := p.code(ctx)
-		if err != nil {
-			return "", err
-		}
-		return b.addTree(t, RoleCode, "lambdabox code")
+	if err := b.step("compress code", func() (string, error) {
+		return b.addTree(code, RoleCode, "lambdabox code")
 	}); err != nil {
 		return err
 	}

@@ -139,6 +139,10 @@ func parseDockerfile(file string) ([]instruction, rune, error) {
 		if len(n.Heredocs) > 0 {
 			ins.cmd = "heredoc " + ins.cmd
 		}
+		min := map[string]int{"from": 1, "copy": 2, "add": 2, "workdir": 1, "run": 1, "arg": 1, "env": 2, "label": 2, "user": 1}[ins.cmd]
+		if len(ins.args) < min || ((ins.cmd == "env" || ins.cmd == "label") && len(ins.args)%2 != 0) {
+			return nil, 0, fmt.Errorf("%s line %d: %s: too few arguments", filepath.Base(file), ins.line, ins.text)
+		}
 		out = append(out, ins)
 	}
 	return out, res.EscapeToken, nil

@@ -109,7 +109,7 @@ func Detect(dir string) (Runtime, error) {
 		lang = Node
 	case has("requirements.txt") || has("*.py"):
 		lang = Python
-	case has("index.js") || has("index.mjs") || has("index.cjs"):
+	case has("index.js") || has("index.mjs") || has("index.cjs") || has("app.js") || has("app.mjs"):
 		lang = Node
 	case isExecutable(filepath.Join(dir, "bootstrap")):
 		lang = Provided

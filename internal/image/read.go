@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -37,7 +38,13 @@ func Read(ctx context.Context, src, arch string) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not a file, a directory or an image reference: %v", ErrNotFound, src, err)
 	}
-	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(Keychain),
+	// public.ecr.aws serves anonymous pulls; asking the ECR helper for
+	// credentials there would query the AWS credential chain (IMDS).
+	keys := Keychain
+	if ref.Context().RegistryStr() == "public.ecr.aws" {
+		keys = authn.DefaultKeychain
+	}
+	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(keys),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: arch}))
 	if err != nil {
 		return nil, fmt.Errorf("%w: pulling %s: %v", ErrNotFound, ref, err)
