@@ -437,7 +437,9 @@ func TestBuildIncremental(t *testing.T) {
 	code, _ := os.ReadFile(src)
 	os.WriteFile(src, bytes.Replace(code, []byte(`print("hello from python")`), []byte(`print("hello again")`), 1), 0o644)
 	edited := mustBuild(t, args...)
-	same := func(role string, a, b buildJSON) bool { return strings.Join(a.digests(role), ",") == strings.Join(b.digests(role), ",") }
+	same := func(role string, a, b buildJSON) bool {
+		return strings.Join(a.digests(role), ",") == strings.Join(b.digests(role), ",")
+	}
 	if !same("base", first, edited) || !same("dependencies", first, edited) || same("code", first, edited) || edited.Digest == first.Digest {
 		t.Fatalf("one-line change: want only the code layer changed\nfirst  %+v\nedited %+v", first.Layers, edited.Layers)
 	}
