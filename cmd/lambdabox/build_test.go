@@ -493,7 +493,9 @@ func TestBuildPush(t *testing.T) {
 	}
 	requireTool(t, "podman", "bash .ci/images.sh")
 	requirePython(t, "pip")
-	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	dockerConfig := t.TempDir() // no credentials: the registry is anonymous
+	os.WriteFile(filepath.Join(dockerConfig, "config.json"), []byte("{}"), 0o644)
+	t.Setenv("DOCKER_CONFIG", dockerConfig)
 	cache := buildCache(t)
 	examples, _ := filepath.Abs("../../examples")
 	reg := startRegistry(t, false)

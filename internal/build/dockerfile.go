@@ -139,8 +139,9 @@ func parseDockerfile(file string) ([]instruction, rune, error) {
 		if len(n.Heredocs) > 0 {
 			ins.cmd = "heredoc " + ins.cmd
 		}
-		min := map[string]int{"from": 1, "copy": 2, "add": 2, "workdir": 1, "run": 1, "arg": 1, "env": 2, "label": 2, "user": 1}[ins.cmd]
-		if len(ins.args) < min || ((ins.cmd == "env" || ins.cmd == "label") && len(ins.args)%2 != 0) {
+		// ENV and LABEL come as (key, value, separator) triples.
+		min := map[string]int{"from": 1, "copy": 2, "add": 2, "workdir": 1, "run": 1, "arg": 1, "env": 3, "label": 3, "user": 1}[ins.cmd]
+		if len(ins.args) < min || ((ins.cmd == "env" || ins.cmd == "label") && len(ins.args)%3 != 0) {
 			return nil, 0, fmt.Errorf("%s line %d: %s: too few arguments", filepath.Base(file), ins.line, ins.text)
 		}
 		out = append(out, ins)
@@ -320,7 +321,7 @@ func (b *builder) dfInstruction(ctx context.Context, s *dfState, in instruction,
 		}
 		s.cmd, s.entrypoint = nil, nil
 	case "env", "label":
-		for i := 0; i+1 < len(in.args); i += 2 {
+		for i := 0; i+1 < len(in.args); i += 3 {
 			v, err := s.expand(in.args[i+1])
 			if err != nil {
 				return err
