@@ -237,3 +237,31 @@ func writeAtomic(path string, data []byte) error {
 	}
 	return os.Rename(f.Name(), path)
 }
+
+// linkBlobs hard-links into the new layout at tmp the blobs of img that
+// the layout being replaced at old already has, so that rewriting a
+// layout after a small change copies only the new blobs (layout.Write
+// skips blobs that exist with the right size). Failures only cost a copy.
+func linkBlobs(old, tmp string, img v1.Image) {
+	if _, err := os.Stat(filepath.Join(old, "oci-layout")); err != nil {
+		return
+	}
+	var hashes []v1.Hash
+	if ls, err := img.Layers(); err == nil {
+		for _, l := range ls {
+			if d, err := l.Digest(); err == nil {
+				hashes = append(hashes, d)
+			}
+		}
+	}
+	dst := filepath.Join(tmp, "blobs", "sha256")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return
+	}
+	for _, h := range hashes {
+		if h.Algorithm != "sha256" {
+			continue
+		}
+		_ = os.Link(filepath.Join(old, "blobs", "sha256", h.Hex), filepath.Join(dst, h.Hex))
+	}
+}
