@@ -250,7 +250,7 @@ func (b *builder) dockerfile(ctx context.Context, file string) error {
 	}
 	if len(why) > 0 {
 		if b.cfg.Engine == "none" {
-			return fmt.Errorf("Dockerfile %w: %s", ErrNeedsEngine, strings.Join(why, "; "))
+			return fmt.Errorf("this Dockerfile %w: %s", ErrNeedsEngine, strings.Join(why, "; "))
 		}
 		return b.engineBuild(ctx, file, ins, escape, strings.Join(why, "; "))
 	}
@@ -260,7 +260,7 @@ func (b *builder) dockerfile(ctx context.Context, file string) error {
 	var envSet []string
 	for _, in := range ins {
 		if err := b.dfInstruction(ctx, s, in, &ext, &envSet); err != nil {
-			return fmt.Errorf("Dockerfile line %d: %s: %w", in.line, in.text, err)
+			return fmt.Errorf("line %d of the Dockerfile: %s: %w", in.line, in.text, err)
 		}
 	}
 	if len(s.cmd) == 1 && (s.lang == Python || s.lang == Node) && len(s.entrypoint) == 0 {

@@ -41,7 +41,7 @@ func (b *builder) engineBuild(ctx context.Context, file string, ins []instructio
 		engine = findEngine(ctx)
 	}
 	if engine == "" {
-		return fmt.Errorf("Dockerfile %w (--engine docker|podman|buildah), and none is installed: %s", ErrNeedsEngine, why)
+		return fmt.Errorf("this Dockerfile %w (--engine docker|podman|buildah), and none is installed: %s", ErrNeedsEngine, why)
 	}
 	b.res.Engine, b.res.Runtime = engine, "dockerfile"
 	b.logf("building with %s: %s", engine, why)
