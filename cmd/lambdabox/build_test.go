@@ -524,3 +524,40 @@ func TestBuildPush(t *testing.T) {
 		t.Fatalf("after a refused push the tag answers %d, want 404", resp.StatusCode)
 	}
 }
+
+// TestBuildEngine: a Dockerfile with a RUN line build cannot run natively
+// is handed to the engine on the machine (Podman here), which says so; its
+// FROM of an AWS Lambda image nobody can pull gets lambdabox's base.
+func TestBuildEngine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds images: not in -short")
+	}
+	requireTool(t, "podman", "bash .ci/images.sh")
+	requireTool(t, "runc", "bash .ci/images.sh")
+	if exec.Command("docker", "info").Run() == nil {
+		t.Skip("a Docker daemon answers: the engine found would be docker")
+	}
+	dir := writeFiles(t, t.TempDir(), map[string]string{
+		"Dockerfile": "FROM public.ecr.aws/lambda/python:3.12\nCOPY app.py ${LAMBDA_TASK_ROOT}/\nRUN echo \"built by an engine\" > /var/task/marker.txt\nCMD [\"app.handler\"]\n",
+		"app.py":     "def handler(event, context):\n    return {\"marker\": open(\"/var/task/marker.txt\").read().strip()}\n",
+	})
+	img := fmt.Sprintf("localhost/lambdabox-test/engine:b%d", os.Getpid())
+	t.Cleanup(func() {
+		podmanRun(t, "rmi", "-f", img)
+		if ids := podman(t, "images", "-q", "--filter", "reference=localhost/lambdabox-base/*"); ids != "" {
+			podmanRun(t, append([]string{"rmi", "-f"}, strings.Fields(ids)...)...)
+		}
+	})
+	_, errs, err := lambdaboxBuild(t, dir, "--cache", buildCache(t), "-t", img, "--load",
+		"--engine-flag=--runtime=runc", "--engine-flag=--ulimit=nofile=1024:1024", "--engine-flag=--ulimit=nproc=1024:1024")
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, errs)
+	}
+	if !strings.Contains(errs, "built with podman") {
+		t.Errorf("stderr does not say which engine built it:\n%s", errs)
+	}
+	addr := runImage(t, img)
+	if body := curlInvoke(t, addr, `{}`); !strings.Contains(body, `{"marker": "built by an engine"}`) {
+		t.Fatalf("invoke: %s", body)
+	}
+}
