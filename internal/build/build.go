@@ -262,7 +262,7 @@ func (b *builder) folder(ctx context.Context) error {
 	case Python:
 		p, err = b.python(rt, version)
 	case Node:
-		p, err = b.node()
+		p, err = b.node(version)
 	case Go:
 		p, err = b.golang()
 	case Java:

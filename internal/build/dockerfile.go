@@ -200,7 +200,7 @@ type dfState struct {
 	labels     map[string]string
 	code       *image.Tree
 	lang       string // python or node, from FROM, for the handler check
-	pyVersion  string
+	langVersion  string
 }
 
 func (s *dfState) getenv() shell.EnvGetter {
@@ -377,18 +377,18 @@ func (b *builder) dfInstruction(ctx context.Context, s *dfState, in instruction,
 func (b *builder) dfBase(ctx context.Context, s *dfState, ref string) (string, error) {
 	rt, isLambda := lambdaRuntime(ref)
 	if isLambda {
-		s.lang, s.pyVersion = rt.Lang, rt.Version
+		s.lang, s.langVersion = rt.Lang, rt.Version
 	}
 	if b.cfg.Base != "" {
 		if brt, err := LookupRuntime(b.cfg.Base); err == nil {
-			s.lang, s.pyVersion = brt.Lang, brt.RecipeVersion
+			s.lang, s.langVersion = brt.Lang, brt.RecipeVersion
 		}
 		_, err := b.resolveBase(ctx, rt)
 		return b.res.Base + " (--base, instead of " + ref + ")", err
 	}
 	if m := regexp.MustCompile(`^(?:localhost/)?lambdabox/([a-z0-9.]+)(?::latest)?$`).FindStringSubmatch(ref); m != nil {
 		if brt, err := LookupRuntime(m[1]); err == nil {
-			s.lang, s.pyVersion = brt.Lang, brt.RecipeVersion
+			s.lang, s.langVersion = brt.Lang, brt.RecipeVersion
 			img, err := b.lambdaboxBase(ctx, brt)
 			if err != nil {
 				return "", err
@@ -410,7 +410,7 @@ func (b *builder) dfBase(ctx context.Context, s *dfState, ref string) (string, e
 		}
 		why = "cannot pull it: " + err.Error()
 	}
-	s.pyVersion = rt.RecipeVersion
+	s.langVersion = rt.RecipeVersion
 	img, err := b.lambdaboxBase(ctx, rt)
 	if err != nil {
 		return "", err

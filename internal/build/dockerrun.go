@@ -105,7 +105,7 @@ func (b *builder) dfRun(ctx context.Context, s *dfState, in instruction) error {
 			if err != nil {
 				return err
 			}
-			version := s.pyVersion
+			version := s.langVersion
 			if version == "" {
 				return fmt.Errorf("cannot tell the base image's Python version: use --base python3.X or FROM a Lambda python image")
 			}
@@ -144,7 +144,7 @@ func (b *builder) dfRun(ctx context.Context, s *dfState, in instruction) error {
 			fmt.Fprintf(h, "npm %s %v %s\n", verb, omitDev, s.workdir)
 			detail = "npm " + verb
 			fn = func(ctx context.Context) (*image.Tree, []Package, error) {
-				return b.npmInstall(ctx, pkgDir, strings.TrimPrefix(s.workdir, "/"), verb, omitDev)
+				return b.npmInstall(ctx, pkgDir, strings.TrimPrefix(s.workdir, "/"), verb, omitDev, s.langVersion)
 			}
 		}
 		key := hex.EncodeToString(h.Sum(nil))

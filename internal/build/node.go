@@ -18,7 +18,7 @@ import (
 // nodeDefaults are tried in order for a Node function's handler file.
 var nodeDefaults = []string{"index", "app", "handler"}
 
-func (b *builder) node() (*plan, error) {
+func (b *builder) node(version string) (*plan, error) {
 	dir := b.cfg.Dir
 	handler := b.cfg.Handler
 	if handler == "" {
@@ -51,7 +51,7 @@ func (b *builder) node() (*plan, error) {
 		if len(pj.Dependencies) > 0 {
 			p.depsKey = []string{"npm", hashFiles(dir, "package.json", "package-lock.json", "npm-shrinkwrap.json", ".npmrc")}
 			p.deps = func(ctx context.Context) (*image.Tree, []Package, error) {
-				return b.npmInstall(ctx, dir, "var/task", "ci", true)
+				return b.npmInstall(ctx, dir, "var/task", "ci", true, version)
 			}
 		}
 	}
@@ -61,7 +61,9 @@ func (b *builder) node() (*plan, error) {
 // npmInstall runs npm ci (or npm install without a lock file) with
 // --omit=dev on a copy of dir's package files and returns node_modules as
 // a tree under prefix, with its packages.
-func (b *builder) npmInstall(ctx context.Context, dir, prefix, verb string, omitDev bool) (*image.Tree, []Package, error) {
+// Native addons are built by npm on the host, so they need the host's Node
+// to be the image's major version (version) and the image's architecture.
+func (b *builder) npmInstall(ctx context.Context, dir, prefix, verb string, omitDev bool, version string) (*image.Tree, []Package, error) {
 	tmp, err := os.MkdirTemp("", "lambdabox-npm-")
 	if err != nil {
 		return nil, nil, err
@@ -94,7 +96,11 @@ func (b *builder) npmInstall(ctx context.Context, dir, prefix, verb string, omit
 	}
 	nm := filepath.Join(tmp, "node_modules")
 	if addons := nativeAddons(nm); len(addons) > 0 {
-		return nil, nil, fmt.Errorf("npm packages with native addons (%s) need building against the image's Node: use --engine", strings.Join(addons, ", "))
+		host, _ := exec.CommandContext(ctx, "node", "-p", "process.versions.node.split('.')[0] + ' ' + process.arch").Output()
+		if want := version + " " + cpu; strings.TrimSpace(string(host)) != want {
+			return nil, nil, fmt.Errorf("npm packages with native addons (%s) were built for the host's Node (%s), not the image's (Node %s on %s): build on a matching host or use --engine",
+				strings.Join(addons, ", "), strings.TrimSpace(string(host)), version, cpu)
+		}
 	}
 	t := image.NewTree()
 	if _, err := os.Stat(nm); err == nil {

@@ -105,9 +105,11 @@ func Detect(dir string) (Runtime, error) {
 		lang = Rust
 	case has("pom.xml") || has("build.gradle") || has("build.gradle.kts"):
 		lang = Java
+	case has("requirements.txt"):
+		lang = Python
 	case has("package.json"):
 		lang = Node
-	case has("requirements.txt") || has("*.py"):
+	case has("*.py"):
 		lang = Python
 	case has("index.js") || has("index.mjs") || has("index.cjs") || has("app.js") || has("app.mjs"):
 		lang = Node
