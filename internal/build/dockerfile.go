@@ -191,16 +191,16 @@ func lambdaRuntime(ref string) (Runtime, bool) {
 
 // dfState is the image being built from a Dockerfile.
 type dfState struct {
-	lex        *shell.Lex
-	env        []string // the image's environment
-	args       map[string]string
-	workdir    string
-	cmd        []string
-	entrypoint []string
-	labels     map[string]string
-	code       *image.Tree
-	lang       string // python or node, from FROM, for the handler check
-	langVersion  string
+	lex         *shell.Lex
+	env         []string // the image's environment
+	args        map[string]string
+	workdir     string
+	cmd         []string
+	entrypoint  []string
+	labels      map[string]string
+	code        *image.Tree
+	lang        string // python or node, from FROM, for the handler check
+	langVersion string
 }
 
 func (s *dfState) getenv() shell.EnvGetter {
