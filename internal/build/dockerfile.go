@@ -264,12 +264,18 @@ func (b *builder) dockerfile(ctx context.Context, file string) error {
 		}
 	}
 	if len(s.cmd) == 1 && (s.lang == Python || s.lang == Node) && len(s.entrypoint) == 0 {
-		read := func(rel string) ([]byte, bool) { return s.code.File(path.Join(s.workdir, rel)) }
+		// The runtime interface clients load the handler from LAMBDA_TASK_ROOT.
+		root := image.Getenv(s.env, "LAMBDA_TASK_ROOT")
+		if root == "" {
+			root = "/var/task"
+		}
+		read := func(rel string) ([]byte, bool) { return s.code.File(path.Join(root, rel)) }
 		check := pythonHandler
 		if s.lang == Node {
 			check = nodeHandler
 		}
-		if err := check(read, s.workdir, s.cmd[0]); err != nil {
+		// Code that only the base has cannot be checked.
+		if err := check(read, root, s.cmd[0]); err != nil && len(s.code.Files(root)) > 0 {
 			return err
 		}
 	}
@@ -455,9 +461,24 @@ func (b *builder) dfCopy(s *dfState, in instruction) error {
 			if mrel != "." && b.ig.match(mrel) {
 				continue
 			}
-			st, err := os.Stat(m)
+			st, err := os.Lstat(m)
 			if err != nil {
 				return err
+			}
+			if st.Mode()&os.ModeSymlink != 0 {
+				// Kept as a link, never followed out of the context.
+				target, err := os.Readlink(m)
+				if err != nil {
+					return err
+				}
+				to := dst
+				if dstDir || len(matches) > 1 {
+					to = path.Join(dst, filepath.Base(m))
+				}
+				if err := s.code.AddSymlink(to, target); err != nil {
+					return err
+				}
+				continue
 			}
 			if st.IsDir() {
 				sub := image.NewTree()
