@@ -561,3 +561,38 @@ func TestBuildEngine(t *testing.T) {
 		t.Fatalf("invoke: %s", body)
 	}
 }
+
+// TestBuildWheelsForPlatform: pip installs the image's platform's wheels
+// (aarch64 for --platform linux/arm64), whatever the host is.
+func TestBuildWheelsForPlatform(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reaches PyPI: not in -short")
+	}
+	requirePython(t, "pip")
+	dir := writeFiles(t, t.TempDir(), map[string]string{
+		"app.py":           "import yaml\n\ndef handler(e, c): pass\n",
+		"requirements.txt": "PyYAML==6.0.2\n",
+	})
+	for _, arch := range []string{"amd64", "arm64"} {
+		oci := filepath.Join(t.TempDir(), "fn.oci")
+		res := mustBuild(t, dir, "--cache", t.TempDir(), "--base", fakeBase(t), "--runtime", "python3.11", "--platform", "linux/"+arch, "--output", "oci:"+oci)
+		img, err := image.Read(context.Background(), oci, arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, _ := img.Layers()
+		if len(ls) != 3 || res.Layers[1].Role != "dependencies" {
+			t.Fatalf("%s: layers %+v", arch, res.Layers)
+		}
+		rc, _ := ls[1].Uncompressed()
+		tree := image.NewTree()
+		if err := tree.AddTar(rc); err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+		want := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[arch]
+		if files := strings.Join(tree.Files("var/task/yaml"), " "); !strings.Contains(files, "_yaml.cpython-311-"+want+"-linux-gnu.so") {
+			t.Errorf("%s: no %s extension module in %s", arch, want, files)
+		}
+	}
+}

@@ -352,6 +352,9 @@ func (b *builder) setBase(img v1.Image) error {
 	if err != nil {
 		return fmt.Errorf("base image: %w", err)
 	}
+	if cf, err := img.ConfigFile(); err == nil && cf.Architecture != "" && cf.Architecture != b.cfg.Arch {
+		return fmt.Errorf("the base image is for %s/%s, the build for linux/%s (--platform)", cf.OS, cf.Architecture, b.cfg.Arch)
+	}
 	b.base, b.baseDigest = img, d.String()
 	return nil
 }
