@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -271,10 +272,47 @@ func runBuild(cmd *cobra.Command, dir string, o buildOptions) error {
 	return nil
 }
 
-// stepLog prints the build's step lines as they come.
-type stepLog struct{ w io.Writer }
+// stepLog is the terminal's progress display: each step's line, with a
+// running clock while the step lasts, replaced by its result.
+type stepLog struct {
+	w    io.Writer
+	mu   sync.Mutex
+	stop chan struct{} // closes the running step's clock
+	done chan struct{} // closed once that clock has stopped
+}
 
-func (s *stepLog) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (s *stepLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+		s.stop = nil
+		fmt.Fprint(s.w, "\r\033[K")
+	}
+	line := strings.TrimRight(string(p), "\n")
+	if !strings.HasSuffix(line, "…") {
+		fmt.Fprintln(s.w, line)
+		return len(p), nil
+	}
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	go func(stop <-chan struct{}, done chan<- struct{}) {
+		defer close(done)
+		start := time.Now()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		fmt.Fprintf(s.w, "%s", line)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				fmt.Fprintf(s.w, "\r%s %.1fs", line, time.Since(start).Seconds())
+			}
+		}
+	}(s.stop, s.done)
+	return len(p), nil
+}
 
 // showPush prints push progress (bytes and rate) on one line until ch is
 // closed.

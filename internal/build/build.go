@@ -221,8 +221,9 @@ func (b *builder) step(name string, fn func() (string, error)) error {
 		return err
 	}
 	if detail != "" {
-		b.logf("%s: %s (%s)", name, detail, took.Round(time.Millisecond))
+		detail = ": " + detail
 	}
+	b.logf("%s%s (%s)", name, detail, took.Round(time.Millisecond))
 	return nil
 }
 
@@ -337,7 +338,7 @@ func (b *builder) lambdaboxBase(ctx context.Context, rt Runtime) (v1.Image, erro
 		return nil, fmt.Errorf("no lambdabox base builder for %s", rt.Recipe)
 	}
 	b.res.Base = "lambdabox " + rt.Recipe
-	if rt.Recipe != rt.Name {
+	if rt.Recipe != rt.Name && rt.Version != "" {
 		b.res.Base += " (nearest to " + rt.Name + ")"
 	}
 	img, err := b.cfg.Bases.Base(ctx, rt.Recipe, b.cfg.Arch)
