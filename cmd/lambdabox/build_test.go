@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/lambdabox/lambdabox/internal/image"
@@ -86,6 +87,18 @@ func fakeBase(t *testing.T) string {
 	t.Helper()
 	img, err := random.Image(64, 1)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The config of a Lambda base image.
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Env = []string{"LAMBDA_TASK_ROOT=/var/task", "LAMBDA_RUNTIME_DIR=/var/runtime"}
+	cf.Config.WorkingDir = "/var/task"
+	cf.Config.Entrypoint = []string{"/lambda-entrypoint.sh"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "base.oci")
@@ -594,5 +607,38 @@ func TestBuildWheelsForPlatform(t *testing.T) {
 		if files := strings.Join(tree.Files("var/task/yaml"), " "); !strings.Contains(files, "_yaml.cpython-311-"+want+"-linux-gnu.so") {
 			t.Errorf("%s: no %s extension module in %s", arch, want, files)
 		}
+	}
+}
+
+// TestBuildDockerfileNpm: a Lambda Node Dockerfile's npm ci runs natively
+// as its own cached dependency layer (npm reaches the registry; the base
+// is a stand-in).
+func TestBuildDockerfileNpm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reaches the npm registry: not in -short")
+	}
+	requireTool(t, "npm", "npm, any version")
+	dir := t.TempDir()
+	copyDir(t, "../../examples/hello-node", dir)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM public.ecr.aws/lambda/nodejs:20\n"+
+		"COPY package.json package-lock.json ${LAMBDA_TASK_ROOT}/\nRUN npm ci --omit=dev\nCOPY index.mjs ${LAMBDA_TASK_ROOT}/\nCMD [\"index.handler\"]\n"), 0o644)
+	oci := filepath.Join(t.TempDir(), "fn.oci")
+	args := []string{dir, "--cache", t.TempDir(), "--base", fakeBase(t), "--engine", "none", "--output", "oci:" + oci}
+	res := mustBuild(t, args...)
+	if got := len(res.digests("dependencies")); got != 1 {
+		t.Fatalf("layers %+v: want one dependencies layer", res.Layers)
+	}
+	sbom, _ := os.ReadFile(oci + ".spdx.json")
+	if !bytes.Contains(sbom, []byte("pkg:npm/ms@2.1.3")) {
+		t.Errorf("SBOM has no ms 2.1.3:\n%s", sbom)
+	}
+	os.WriteFile(filepath.Join(dir, "index.mjs"), []byte("export const handler = async () => 2;\n"), 0o644)
+	again := mustBuild(t, args...)
+	if again.digests("dependencies")[0] != res.digests("dependencies")[0] || again.digests("code")[0] == res.digests("code")[0] {
+		t.Errorf("after a code edit: want the same dependencies and a new code layer\nbefore %+v\nafter  %+v", res.Layers, again.Layers)
+	}
+	os.WriteFile(filepath.Join(dir, "index.mjs"), []byte("export const other = 1;\n"), 0o644)
+	if _, _, err := lambdaboxBuild(t, args...); err == nil || !strings.Contains(err.Error(), "index.mjs exports no handler (found: other)") {
+		t.Errorf("CMD naming a missing export: err = %v", err)
 	}
 }
