@@ -48,7 +48,9 @@ dotnet10 → dotnet8); the build says which it used.
 
 A DIR with a Dockerfile is built natively when it only uses FROM, ARG, ENV,
 WORKDIR, COPY/ADD of local files, LABEL, CMD, ENTRYPOINT and RUN lines that
-are a pip install --target or npm ci/install. FROM public.ecr.aws/lambda/<rt>
+are a pip install --target, npm ci/install, or dnf/yum/microdnf install (the
+packages come from Debian bookworm, Amazon Linux names mapped where they
+differ). FROM public.ecr.aws/lambda/<rt>
 (or amazon/aws-lambda-<rt>) uses lambdabox's base for <rt> when it cannot be
 pulled, or always with --base-map. Other RUN lines, or --engine
 docker|podman|buildah, hand the whole build to that engine.

@@ -642,3 +642,33 @@ func TestBuildDockerfileNpm(t *testing.T) {
 		t.Errorf("CMD naming a missing export: err = %v", err)
 	}
 }
+
+// TestBuildDockerfileDnf: a dnf install of a Lambda Dockerfile is built
+// natively from Debian bookworm's packages (jq and its libraries) on
+// lambdabox's base, and the program runs in the image.
+func TestBuildDockerfileDnf(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds images: not in -short")
+	}
+	requireTool(t, "podman", "bash .ci/images.sh")
+	requireTool(t, "dpkg-deb", "apt-get install -y dpkg")
+	requirePython(t, "pip")
+	dir := writeFiles(t, t.TempDir(), map[string]string{
+		"Dockerfile": "FROM public.ecr.aws/lambda/python:3.12\nRUN dnf install -y jq && dnf clean all && rm -rf /var/cache/dnf\nCOPY app.py ${LAMBDA_TASK_ROOT}/\nCMD [\"app.handler\"]\n",
+		"app.py":     "def handler(event, context):\n    return 1\n",
+	})
+	img := fmt.Sprintf("localhost/lambdabox-test/dnf:b%d", os.Getpid())
+	oci := filepath.Join(t.TempDir(), "fn.oci")
+	res := mustBuild(t, dir, "--cache", buildCache(t), "--base-map", "--engine", "none", "-t", img, "--load", "--output", "oci:"+oci)
+	t.Cleanup(func() { podmanRun(t, "rmi", "-f", img) })
+	if len(res.digests("dependencies")) != 1 {
+		t.Fatalf("layers %+v: want one dependencies layer", res.Layers)
+	}
+	if got := podman(t, "run", "--rm", "--entrypoint", "/usr/bin/jq", img, "--version"); !strings.HasPrefix(got, "jq-1.") {
+		t.Fatalf("jq --version: %q", got)
+	}
+	sbom, _ := os.ReadFile(oci + ".spdx.json")
+	if !bytes.Contains(sbom, []byte(`"name": "jq"`)) {
+		t.Errorf("SBOM has no jq:\n%s", sbom)
+	}
+}

@@ -104,15 +104,18 @@ func TestRunKind(t *testing.T) {
 		`pip3 install -r requirements.txt --target "${LAMBDA_TASK_ROOT}"`:                    "pip",
 		`pip install --no-cache-dir -t /var/task requests && pip install -t /opt/python six`: "pip",
 		`python3.12 -m pip install --target=/var/task boto3`:                                 "pip",
-		`pip install requests`:                    "", // no --target
-		`npm ci --omit=dev`:                       "npm",
-		`npm install`:                             "npm",
-		`npm install lodash`:                      "", // a package argument
-		`pip install -t /x a && npm ci`:           "",
-		`pip install -t /x a; rm -rf /tmp/x`:      "",
-		`pip install -t /x a | tee log`:           "",
-		`pip install -t /x $(cat reqs)`:           "",
-		`yum install -y gcc`:                      "",
+		`pip install requests`:               "", // no --target
+		`npm ci --omit=dev`:                  "npm",
+		`npm install`:                        "npm",
+		`npm install lodash`:                 "", // a package argument
+		`pip install -t /x a && npm ci`:      "",
+		`pip install -t /x a; rm -rf /tmp/x`: "",
+		`pip install -t /x a | tee log`:      "",
+		`pip install -t /x $(cat reqs)`:      "",
+		`yum install -y gcc`:                 "rpm",
+		`dnf install -y jq && dnf clean all && rm -rf /var/cache/dnf`: "rpm",
+		`dnf remove -y jq`:                        "",
+		`rm -rf /var/task/x`:                      "",
 		`apt-get update && apt-get install -y gc`: "",
 	}
 	for line, want := range tests {
@@ -173,5 +176,18 @@ func TestLookupRuntime(t *testing.T) {
 	}
 	if _, err := LookupRuntime("cobol"); err == nil {
 		t.Error("cobol found")
+	}
+}
+
+func TestRPMPackages(t *testing.T) {
+	got, err := rpmPackages(strings.Fields("dnf install -y --setopt=install_weak_deps=False ImageMagick jq"))
+	if err != nil || strings.Join(got, " ") != "imagemagick jq" {
+		t.Errorf("%q %v", got, err)
+	}
+	if got, err := rpmPackages(strings.Fields("yum clean all")); err != nil || len(got) != 0 {
+		t.Errorf("clean: %q %v", got, err)
+	}
+	if _, err := rpmPackages(strings.Fields("yum update")); !errors.Is(err, ErrNeedsEngine) {
+		t.Errorf("update: %v", err)
 	}
 }

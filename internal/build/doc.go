@@ -13,7 +13,8 @@
 // A Dockerfile is parsed with buildkit's parser and built natively when
 // every instruction is one build understands (FROM, ARG, ENV, WORKDIR,
 // COPY and ADD of local files, LABEL, CMD, ENTRYPOINT, and RUN lines that
-// are a pip install --target or an npm ci/install); otherwise the whole
+// are a pip install --target, an npm ci/install or a dnf/yum/microdnf
+// install of Debian packages); otherwise the whole
 // build is handed to a container engine.
 //
 // Builds are reproducible: the same inputs and epoch give the same digest.

@@ -89,6 +89,10 @@ func runKind(line string) (string, []string) {
 			k = "pip"
 		case len(f) >= 2 && path.Base(f[0]) == "npm" && (f[1] == "ci" || f[1] == "install" || f[1] == "i") && onlyFlags(f[2:]):
 			k = "npm"
+		case len(f) >= 2 && isRPMTool(f[0]) && (f[1] == "install" || f[1] == "clean" || f[1] == "makecache"):
+			k = "rpm"
+		case len(f) >= 3 && f[0] == "rm" && f[1] == "-rf" && allCaches(f[2:]):
+			k = "rpm"
 		default:
 			return "", nil
 		}
@@ -114,6 +118,17 @@ func hasTarget(words []string) bool {
 func onlyFlags(words []string) bool {
 	for _, w := range words {
 		if !strings.HasPrefix(w, "-") {
+			return false
+		}
+	}
+	return true
+}
+
+// allCaches reports whether every path is a package manager's cache, which
+// the native build never writes.
+func allCaches(paths []string) bool {
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/var/cache/yum") && !strings.HasPrefix(p, "/var/cache/dnf") {
 			return false
 		}
 	}

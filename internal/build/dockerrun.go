@@ -100,6 +100,22 @@ func (b *builder) dfRun(ctx context.Context, s *dfState, in instruction) error {
 		var detail string
 		var fn func(ctx context.Context) (*image.Tree, []Package, error)
 		switch kind {
+		case "rpm":
+			if words[0] == "rm" {
+				continue
+			}
+			pkgs, err := rpmPackages(words)
+			if err != nil {
+				return err
+			}
+			if len(pkgs) == 0 {
+				continue
+			}
+			fmt.Fprintf(h, "deb %q\n", pkgs)
+			detail = "Debian packages " + strings.Join(pkgs, " ")
+			fn = func(ctx context.Context) (*image.Tree, []Package, error) {
+				return b.debInstall(ctx, pkgs)
+			}
 		case "pip":
 			args, target, err := pipArgs(words, materialise)
 			if err != nil {

@@ -32,6 +32,8 @@ func SPDX(pkgs []Package, imageName string, created time.Time) ([]byte, error) {
 		switch p.Type {
 		case "pypi":
 			purl = "pkg:pypi/" + strings.ToLower(p.Name) + "@" + p.Version
+		case "deb":
+			purl = "pkg:deb/debian/" + p.Name + "@" + p.Version + "?distro=bookworm"
 		case "maven":
 			purl = "pkg:maven/" + strings.Replace(p.Name, ":", "/", 1) + "@" + p.Version
 		default:
