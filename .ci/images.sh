@@ -2,11 +2,13 @@
 # Installs what the base image tests need (lambdabox base build, TestBaseImages):
 # Podman with runc (crun fails in this sandbox), the Debian archive keyring,
 # dpkg-deb, pip for the host Python, Maven (the java17 recipe's RIC) and a JDK
-# (the Java test compiles its handler). Idempotent; run it before the tests.
+# (the Java test compiles its handler), and Debian's docker-registry (the CNCF
+# distribution server) that the lambdabox build push test starts on 127.0.0.1.
+# Idempotent; run it before the tests.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for p in podman runc uidmap slirp4netns fuse-overlayfs debian-archive-keyring dpkg maven openjdk-17-jdk-headless; do
+for p in podman runc uidmap slirp4netns fuse-overlayfs debian-archive-keyring dpkg maven openjdk-17-jdk-headless docker-registry; do
 	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

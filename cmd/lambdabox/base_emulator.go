@@ -20,3 +20,14 @@ func newBaseCmd() *cobra.Command {
 		},
 	}
 }
+
+// newBuildCmd is the emulator build's stub of lambdabox build.
+func newBuildCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "build",
+		Hidden: true,
+		RunE: func(*cobra.Command, []string) error {
+			return errors.New("this lambdabox is the emulator build; function images are built by the full lambdabox")
+		},
+	}
+}

@@ -16,5 +16,6 @@ images, with a faithful local emulator of the Lambda Runtime and Invoke APIs.`,
 	root.AddCommand(newRIECmd())
 	root.AddCommand(newEventCmd())
 	root.AddCommand(newBaseCmd())
+	root.AddCommand(newBuildCmd())
 	return root
 }

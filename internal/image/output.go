@@ -34,6 +34,7 @@ func WriteLayout(dir string, img v1.Image, ref name.Reference) error {
 	if err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
 	}
+	linkBlobs(dir, tmp, img)
 	ann := map[string]string{"org.opencontainers.image.ref.name": ref.String()}
 	if err := p.AppendImage(img, layout.WithAnnotations(ann)); err != nil {
 		return fmt.Errorf("writing OCI layout %s: %w", dir, err)
