@@ -39,9 +39,9 @@ func run(ctx context.Context, dir string, name string, args ...string) ([]byte, 
 	return stdout.Bytes(), nil
 }
 
-// pipPlatform selects binary wheels for the image's CPython and glibc
-// (bookworm has glibc 2.36), whatever the host runs.
-func pipPlatform(p *recipe.Pip, arch string) []string {
+// pipPlatform selects binary wheels for the image's CPython and glibc (the
+// suite's: bookworm has 2.36, trixie 2.41), whatever the host runs.
+func pipPlatform(p *recipe.Pip, arch, glibc string) []string {
 	m := "x86_64"
 	if arch == "arm64" {
 		m = "aarch64"
@@ -49,14 +49,23 @@ func pipPlatform(p *recipe.Pip, arch string) []string {
 	cp := "cp" + strings.ReplaceAll(p.Python, ".", "")
 	args := []string{"--only-binary=:all:", "--implementation", "cp", "--python-version", p.Python,
 		"--abi", cp, "--abi", "abi3", "--abi", "none"}
-	for _, plat := range []string{"manylinux_2_36", "manylinux_2_34", "manylinux_2_28", "manylinux_2_17", "manylinux2014", "manylinux_2_5", "manylinux1"} {
+	var minor int
+	if _, err := fmt.Sscanf(glibc, "2.%d", &minor); err != nil {
+		minor = 17
+	}
+	// Newest first: manylinux_2_<minor> down to manylinux_2_17, then the
+	// legacy aliases.
+	for v := minor; v >= 17; v-- {
+		args = append(args, "--platform", fmt.Sprintf("manylinux_2_%d_%s", v, m))
+	}
+	for _, plat := range []string{"manylinux2014", "manylinux_2_5", "manylinux1"} {
 		args = append(args, "--platform", plat+"_"+m)
 	}
 	return args
 }
 
 // pipResolve pins the distributions pip would install, as name==version.
-func pipResolve(ctx context.Context, p *recipe.Pip, arch string) ([]string, error) {
+func pipResolve(ctx context.Context, p *recipe.Pip, arch, glibc string) ([]string, error) {
 	tmp, err := os.MkdirTemp("", "lambdabox-pip-")
 	if err != nil {
 		return nil, err
@@ -64,7 +73,7 @@ func pipResolve(ctx context.Context, p *recipe.Pip, arch string) ([]string, erro
 	defer os.RemoveAll(tmp)
 	report := filepath.Join(tmp, "report.json")
 	args := append([]string{"-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--dry-run", "--ignore-installed",
-		"--report", report, "--target", filepath.Join(tmp, "t")}, pipPlatform(p, arch)...)
+		"--report", report, "--target", filepath.Join(tmp, "t")}, pipPlatform(p, arch, glibc)...)
 	if _, err := run(ctx, tmp, "python3", append(args, p.Packages...)...); err != nil {
 		return nil, fmt.Errorf("pip: %w", err)
 	}
@@ -90,7 +99,7 @@ func pipResolve(ctx context.Context, p *recipe.Pip, arch string) ([]string, erro
 
 // pipInstall installs the pinned distributions, without dependency
 // resolution and without byte-compiling, into the layer at p.Target.
-func pipInstall(ctx context.Context, p *recipe.Pip, pins []string, arch string, t *image.Tree) error {
+func pipInstall(ctx context.Context, p *recipe.Pip, pins []string, arch, glibc string, t *image.Tree) error {
 	tmp, err := os.MkdirTemp("", "lambdabox-pip-")
 	if err != nil {
 		return err
@@ -98,7 +107,7 @@ func pipInstall(ctx context.Context, p *recipe.Pip, pins []string, arch string, 
 	defer os.RemoveAll(tmp)
 	target := filepath.Join(tmp, "t")
 	args := append([]string{"-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--no-deps", "--no-compile",
-		"--ignore-installed", "--target", target}, pipPlatform(p, arch)...)
+		"--ignore-installed", "--target", target}, pipPlatform(p, arch, glibc)...)
 	if _, err := run(ctx, tmp, "python3", append(args, pins...)...); err != nil {
 		return fmt.Errorf("pip: %w", err)
 	}
