@@ -232,6 +232,8 @@ type builder struct {
 	known map[string]string
 	// noDownload leaves new packages without a checksum (base update --check).
 	noDownload bool
+	// refreshed is set once Update has fetched the package lists.
+	refreshed bool
 }
 
 // pin returns p with its .deb's checksum: the one an earlier lock

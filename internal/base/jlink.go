@@ -108,8 +108,11 @@ func (b *builder) jlinkInstall(ctx context.Context, j *recipe.Jlink, pins []debi
 	// the recipe puts libc6 (and the JDK's other libraries) in the build
 	// root, jlink runs through the root's dynamic loader, as the Python
 	// bytecode compiler does.
+	// Its child processes (objcopy for --strip-debug) are the host's: the
+	// FORK launch mechanism execs them directly, without jspawnhelper, a
+	// program of the build root that the host's loader cannot run.
 	if ld, libs, ok := rootLoader(toolRoot); ok {
-		args = append([]string{"--library-path", libs, tool}, args...)
+		args = append([]string{"--library-path", libs, tool, "-J-Djdk.lang.Process.launchMechanism=FORK"}, args...)
 		tool = ld
 	}
 	cmd := exec.CommandContext(ctx, tool, args...)

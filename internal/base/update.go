@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/lambdabox/lambdabox/internal/debian"
 )
@@ -102,8 +103,19 @@ func Update(ctx context.Context, cfg Config, check bool) (*UpdateResult, error) 
 		return nil, err
 	}
 	b.logf("refreshing the package lists of %s, %s-updates and %s-security", cfg.Recipe.Suite, cfg.Recipe.Suite, cfg.Recipe.Suite)
-	if err := a.Update(ctx, true); err != nil {
-		return nil, err
+	if old != nil && b.sameInputs(old) {
+		current, err := b.upToDate(ctx, a, old)
+		if err != nil {
+			return nil, err
+		}
+		if current {
+			return &UpdateResult{Lock: old}, nil
+		}
+	}
+	if !b.refreshed {
+		if err := a.Update(ctx, true); err != nil {
+			return nil, err
+		}
 	}
 	lock, changed, err := b.resolveLock(ctx, old, true)
 	if err != nil {
@@ -124,6 +136,95 @@ func Update(ctx context.Context, cfg Config, check bool) (*UpdateResult, error) 
 		b.logf("wrote lock file %s", cfg.LockFile)
 	}
 	return res, nil
+}
+
+// sameInputs reports whether every layer of old was resolved from the
+// recipe as it is now.
+func (b *builder) sameInputs(old *Lock) bool {
+	for i, nl := range b.cfg.Recipe.Layers() {
+		ll := old.Layers[nl.Name]
+		if ll == nil || ll.Inputs != resolutionInputs(b.cfg.Recipe, i) {
+			return false
+		}
+	}
+	return true
+}
+
+// upToDate is the quick check of an unchanged recipe's lock, run while the
+// package lists are refreshed: apt's
+// candidate for every pinned Debian package is the pinned version (so its
+// dependencies, and the whole resolution, are unchanged), and PyPI and npm
+// resolve to the pinned versions. Maven artifacts are pinned by exact
+// version with fixed dependencies, and kept. Any difference sends Update
+// to the full resolution, which says what changed.
+func (b *builder) upToDate(ctx context.Context, a *debian.Apt, old *Lock) (bool, error) {
+	var (
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		differs bool
+		first   error
+	)
+	report := func(same bool, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		differs = differs || !same
+		if first == nil {
+			first = err
+		}
+	}
+	for _, nl := range b.cfg.Recipe.Layers() {
+		l, ll := nl.Layer, old.Layers[nl.Name]
+		if l.Pip != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pins, err := pipResolve(ctx, l.Pip, b.cfg.Arch, b.glibc())
+				report(err == nil && strings.Join(pins, " ") == strings.Join(ll.Pip, " "), err)
+			}()
+		}
+		if l.Npm != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				fresh := &LayerLock{}
+				err := b.npmResolve(ctx, l.Npm, fresh)
+				same := err == nil && strings.Join(fresh.Npm, " ") == strings.Join(ll.Npm, " ") &&
+					string(fresh.NpmLock) == string(ll.NpmLock) && len(diffDebs("", "", ll.BuildDebs, fresh.BuildDebs)) == 0
+				report(same, err)
+			}()
+		}
+	}
+	pinned := map[string]string{}
+	for _, ll := range old.Layers {
+		for _, list := range [][]debian.Package{ll.Debs, ll.Jlink, ll.BuildDebs} {
+			for _, p := range list {
+				pinned[p.Name] = p.Version
+			}
+		}
+	}
+	names := make([]string, 0, len(pinned))
+	for n := range pinned {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	err := a.Update(ctx, true)
+	b.refreshed = err == nil
+	var cands map[string]string
+	if err == nil {
+		cands, err = a.Candidates(ctx, names)
+	}
+	if err == nil {
+		for _, n := range names {
+			if cands[n] != pinned[n] {
+				b.logf("%s: %s → %s", n, pinned[n], cands[n])
+				report(false, nil)
+				break
+			}
+		}
+	}
+	report(true, err)
+	wg.Wait()
+	return !differs && first == nil, first
 }
 
 // ErrUpdatesAvailable is returned by `base update --check` when the lock

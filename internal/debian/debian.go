@@ -199,6 +199,10 @@ func (a *Apt) opts(status string) []string {
 		"-o", "Dir::State::status=" + status,
 		"-o", "Dir::Cache=" + d,
 		"-o", "Dir::Cache::Archives=" + filepath.Join(d, "archives"),
+		// Named explicitly, apt keeps its parsed package lists between
+		// runs (about 1 s of CPU each time otherwise).
+		"-o", "Dir::Cache::pkgcache=" + filepath.Join(d, "pkgcache.bin"),
+		"-o", "Dir::Cache::srcpkgcache=" + filepath.Join(d, "srcpkgcache.bin"),
 		"-o", "APT::Architecture=" + a.cfg.Arch,
 		"-o", "APT::Architectures=" + a.cfg.Arch,
 		"-o", "Debug::NoLocking=1",
@@ -291,6 +295,35 @@ func (a *Apt) Versions(ctx context.Context, name string) ([]string, error) {
 		return nil, fmt.Errorf("%w: %s in %s", ErrPackageNotFound, name, a.cfg.Suite)
 	}
 	return vs, nil
+}
+
+// Candidates returns the version apt would install now of each named
+// package (the newest in the suite, -updates and -security), with one
+// apt-cache call; names apt does not know are missing from the map.
+func (a *Apt) Candidates(ctx context.Context, names []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(names) == 0 {
+		return out, nil
+	}
+	if err := a.Update(ctx, false); err != nil {
+		return nil, err
+	}
+	data, err := a.run(ctx, a.cfg.Dir, "", "apt-cache", append([]string{"policy"}, names...)...)
+	if err != nil {
+		return nil, fmt.Errorf("candidate versions: %w", err)
+	}
+	name := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, " ") && strings.HasSuffix(line, ":") {
+			name = strings.TrimSuffix(line, ":")
+			name, _, _ = strings.Cut(name, ":") // "libc6:amd64"
+			continue
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Candidate: "); ok && name != "" && v != "(none)" {
+			out[name] = v
+		}
+	}
+	return out, nil
 }
 
 // Suite is the release the apt state reads.
