@@ -45,7 +45,16 @@ var ErrNoEmulator = errors.New("no emulator source")
 // A lambdabox built from a source tree and run outside it has neither, and
 // gets ErrNoEmulator.
 func FindEmulator(ctx context.Context, dir, cacheDir, arch string) (string, error) {
-	src, err := emulatorSource(ctx, dir)
+	version := ""
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == Module {
+		version = bi.Main.Version
+	}
+	return findEmulator(ctx, dir, cacheDir, arch, version)
+}
+
+// findEmulator is FindEmulator for a lambdabox of the given module version.
+func findEmulator(ctx context.Context, dir, cacheDir, arch, version string) (string, error) {
+	src, err := emulatorSource(ctx, dir, version)
 	if err != nil {
 		return "", err
 	}
@@ -69,14 +78,10 @@ type source struct {
 }
 
 // emulatorSource finds the module to build: the source tree around dir,
-// else the running binary's released version in the module cache.
-func emulatorSource(ctx context.Context, dir string) (source, error) {
+// else lambdabox's released version in the module cache.
+func emulatorSource(ctx context.Context, dir, version string) (source, error) {
 	if root := moduleRoot(dir); root != "" {
 		return source{dir: root}, nil
-	}
-	version := ""
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == Module {
-		version = bi.Main.Version
 	}
 	if !released(version) {
 		return source{}, fmt.Errorf("%w: %s is not inside the lambdabox source tree, and this lambdabox is not a released version (%s) whose source the Go module cache can hold: "+
