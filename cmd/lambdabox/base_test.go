@@ -572,13 +572,20 @@ func emulatorReads(t *testing.T, s string) bool {
 }
 
 // testDotnet builds a .NET image with stand-ins for the user's inputs: a
-// .NET runtime whose dotnet prints its arguments and environment, and
-// RuntimeSupport.
+// .NET runtime whose dotnet prints its arguments and environment and then
+// runs the aws-lambda-go hello function (so the image serves invokes over
+// HTTP as a .NET function would), and RuntimeSupport.
 func testDotnet(t *testing.T, b *baseImages, runtime, version string) {
 	rt, rs := t.TempDir(), t.TempDir()
 	os.MkdirAll(filepath.Join(rt, "shared", "Microsoft.NETCore.App", version), 0o755)
 	os.WriteFile(filepath.Join(rt, "dotnet"), []byte("#!/bin/sh\necho \"dotnet $*\"\n"+
-		"echo \"AWS_EXECUTION_ENV=$AWS_EXECUTION_ENV DOTNET_ROOT=$DOTNET_ROOT DOTNET_VERSION=$DOTNET_VERSION _HANDLER=$_HANDLER\"\n"), 0o755)
+		"echo \"AWS_EXECUTION_ENV=$AWS_EXECUTION_ENV DOTNET_ROOT=$DOTNET_ROOT DOTNET_VERSION=$DOTNET_VERSION _HANDLER=$_HANDLER\"\n"+
+		"[ \"$AWS_LAMBDA_RUNTIME_API\" = 127.0.0.1:9 ] && exit 0\nexec /var/lang/bin/hello\n"), 0o755)
+	gobuild := exec.Command("go", "build", "-o", filepath.Join(rt, "hello"), "../../examples/hello-go")
+	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := gobuild.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
 	os.WriteFile(filepath.Join(rs, "Amazon.Lambda.RuntimeSupport.dll"), []byte("stand-in"), 0o644)
 	base, _ := b.load(t, runtime, "--input", "dotnet="+rt, "--input", "runtimesupport="+rs)
 
@@ -594,6 +601,16 @@ func testDotnet(t *testing.T, b *baseImages, runtime, version string) {
 	if res.code != 0 || res.stdout != want {
 		t.Fatalf("class library: exit %d\nstdout %q\nwant   %q\nstderr %s", res.code, res.stdout, want, res.stderr)
 	}
+
+	// A class-library function image, invoked over HTTP through the
+	// emulator, the bootstrap and the stand-in runtime.
+	fn := t.TempDir()
+	os.WriteFile(filepath.Join(fn, "Fn.deps.json"), []byte("{}"), 0o644)
+	os.WriteFile(filepath.Join(fn, "Fn.runtimeconfig.json"), []byte("{}"), 0o644)
+	os.WriteFile(filepath.Join(fn, "Containerfile"), []byte("FROM BASE\nCOPY Fn.deps.json Fn.runtimeconfig.json /var/task/\nCMD [\""+handler+"\"]\n"), 0o644)
+	img := "localhost/lambdabox-test/dotnetfn-" + runtime + ":" + b.suffix
+	podmanBuild(t, fn, "Containerfile", base, img)
+	serveAndInvoke(t, img, nil, `{"name":"dotnet"}`, `"message":"Hello, dotnet!"`)
 }
 
 // serveOnHost runs img under lambdabox rie on the host: the runtime is
