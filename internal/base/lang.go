@@ -53,10 +53,14 @@ func pipPlatform(p *recipe.Pip, arch, glibc string) []string {
 	if _, err := fmt.Sscanf(glibc, "2.%d", &minor); err != nil {
 		minor = 17
 	}
-	// Newest first: manylinux_2_<minor> down to manylinux_2_17, then the
+	// Newest first: the suite's glibc, then the versions wheels on PyPI are
+	// tagged for (each tag costs pip time on every candidate file), then the
 	// legacy aliases.
-	for v := minor; v >= 17; v-- {
-		args = append(args, "--platform", fmt.Sprintf("manylinux_2_%d_%s", v, m))
+	args = append(args, "--platform", fmt.Sprintf("manylinux_2_%d_%s", minor, m))
+	for _, v := range []int{39, 38, 36, 35, 34, 31, 28, 27, 24, 17} {
+		if v < minor {
+			args = append(args, "--platform", fmt.Sprintf("manylinux_2_%d_%s", v, m))
+		}
 	}
 	for _, plat := range []string{"manylinux2014", "manylinux_2_5", "manylinux1"} {
 		args = append(args, "--platform", plat+"_"+m)

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/lambdabox/lambdabox/internal/debian"
+	"github.com/lambdabox/lambdabox/internal/recipe"
 )
 
 // Change is one package whose pin an update changes.
@@ -172,16 +173,36 @@ func (b *builder) upToDate(ctx context.Context, a *debian.Apt, old *Lock) (bool,
 			first = err
 		}
 	}
+	// One pip process per Python version resolves every layer's
+	// requirements together (pip starts slowly): without conflicts between
+	// them, its pins are the union of the layers'.
+	pips := map[string]*recipe.Pip{}
+	pinned := map[string][]string{}
 	for _, nl := range b.cfg.Recipe.Layers() {
 		l, ll := nl.Layer, old.Layers[nl.Name]
-		if l.Pip != nil {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				pins, err := pipResolve(ctx, l.Pip, b.cfg.Arch, b.glibc())
-				report(err == nil && strings.Join(pins, " ") == strings.Join(ll.Pip, " "), err)
-			}()
+		if l.Pip == nil {
+			continue
 		}
+		p := pips[l.Pip.Python]
+		if p == nil {
+			p = &recipe.Pip{Python: l.Pip.Python, Target: l.Pip.Target}
+			pips[l.Pip.Python] = p
+		}
+		p.Packages = append(p.Packages, l.Pip.Packages...)
+		pinned[l.Pip.Python] = append(pinned[l.Pip.Python], ll.Pip...)
+	}
+	for version, p := range pips {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pins, err := pipResolve(ctx, p, b.cfg.Arch, b.glibc())
+			want := append([]string(nil), pinned[version]...)
+			sort.Strings(want)
+			report(err == nil && strings.Join(pins, " ") == strings.Join(want, " "), err)
+		}()
+	}
+	for _, nl := range b.cfg.Recipe.Layers() {
+		l, ll := nl.Layer, old.Layers[nl.Name]
 		if l.Npm != nil {
 			wg.Add(1)
 			go func() {
@@ -194,16 +215,16 @@ func (b *builder) upToDate(ctx context.Context, a *debian.Apt, old *Lock) (bool,
 			}()
 		}
 	}
-	pinned := map[string]string{}
+	debs := map[string]string{}
 	for _, ll := range old.Layers {
 		for _, list := range [][]debian.Package{ll.Debs, ll.Jlink, ll.BuildDebs} {
 			for _, p := range list {
-				pinned[p.Name] = p.Version
+				debs[p.Name] = p.Version
 			}
 		}
 	}
-	names := make([]string, 0, len(pinned))
-	for n := range pinned {
+	names := make([]string, 0, len(debs))
+	for n := range debs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -215,8 +236,8 @@ func (b *builder) upToDate(ctx context.Context, a *debian.Apt, old *Lock) (bool,
 	}
 	if err == nil {
 		for _, n := range names {
-			if cands[n] != pinned[n] {
-				b.logf("%s: %s → %s", n, pinned[n], cands[n])
+			if cands[n] != debs[n] {
+				b.logf("%s: %s → %s", n, debs[n], cands[n])
 				report(false, nil)
 				break
 			}
