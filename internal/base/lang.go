@@ -2,6 +2,7 @@ package base
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -196,7 +197,73 @@ func (b *builder) mavenInstall(ctx context.Context, m *recipe.Maven, pins []Arti
 	if hashJSON(got) != hashJSON(pins) {
 		return fmt.Errorf("maven resolved %v, lock file says %v (run with --update-lock)", got, pins)
 	}
+	if m.PruneNative {
+		for _, a := range got {
+			if err := pruneJar(filepath.Join(dir, a.Name), b.cfg.Arch); err != nil {
+				return fmt.Errorf("%s: %w", a.Name, err)
+			}
+		}
+	}
 	return t.AddDirFromDisk(dir, m.Target)
+}
+
+// otherPlatforms are the words that name, in a native library's path, a
+// platform other than a glibc Linux of the given architecture.
+var otherPlatforms = map[string][]string{
+	"amd64": {"musl", "aarch64", "aarch_64", "arm64"},
+	"arm64": {"musl", "x86_64", "x86-64", "amd64"},
+}
+
+// pruneJar rewrites the jar at path without the .so entries for other
+// platforms than arch's glibc Linux; the entries kept are copied as they
+// are (headers, compressed bytes), so the result is deterministic.
+func pruneJar(path, arch string) error {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	drop := func(name string) bool {
+		if !strings.HasSuffix(name, ".so") {
+			return false
+		}
+		for _, w := range otherPlatforms[arch] {
+			if strings.Contains(name, w) {
+				return true
+			}
+		}
+		return false
+	}
+	pruned := false
+	for _, f := range zr.File {
+		pruned = pruned || drop(f.Name)
+	}
+	if !pruned {
+		return nil
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		if drop(f.Name) {
+			continue
+		}
+		raw, err := f.OpenRaw()
+		if err != nil {
+			return err
+		}
+		fh := f.FileHeader
+		w, err := zw.CreateRaw(&fh)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, raw); err != nil {
+			return err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
 // unpackInput puts a user-provided directory or tarball (.tar, .tar.gz,

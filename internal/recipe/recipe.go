@@ -151,6 +151,10 @@ type Npm struct {
 type Maven struct {
 	Artifacts []string `toml:"artifacts"`
 	Target    string   `toml:"target"`
+	// PruneNative drops, from every jar, the native libraries (.so) built
+	// for another platform than the image's: musl builds and other CPU
+	// architectures (the Java RIC carries its JNI library for four).
+	PruneNative bool `toml:"prune_native" json:",omitempty"`
 }
 
 // Jlink runs jlink from Debian's JDK, unpacked in a throwaway build root
