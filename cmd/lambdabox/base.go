@@ -78,7 +78,7 @@ security archive. The build then rebuilds only the layers whose pins changed;
 the others come from the cache with their digests unchanged.
 
 --check prints the changes and writes nothing (no lock, no image, no
-downloads); it exits with status 1 when there are updates, 0 when the lock is
+package downloaded: only the package lists in the cache are refreshed); it exits with status 1 when there are updates, 0 when the lock is
 current, so a scheduled CI job can run it.
 
 The build flags (--tag, --output, --load, --push, --platform, --cache, --lock,
