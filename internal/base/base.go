@@ -52,7 +52,8 @@ type Config struct {
 	// (SOURCE_DATE_EPOCH); zero means 1970-01-01.
 	Epoch time.Time
 	// Emulator is a static lambdabox binary for Arch, installed as
-	// /usr/local/bin/aws-lambda-rie and /lambda-entrypoint.sh. Required.
+	// /usr/local/bin/aws-lambda-rie and /lambda-entrypoint.sh. Build
+	// requires it; Update does not use it.
 	Emulator string
 	// Inputs maps the recipe's declared inputs to host paths.
 	Inputs map[string]string
@@ -69,8 +70,6 @@ func (c Config) Validate() error {
 		return errors.New("no cache directory")
 	case c.LockFile == "":
 		return errors.New("no lock file")
-	case c.Emulator == "":
-		return errors.New("no emulator binary")
 	}
 	switch c.Arch {
 	case "", "amd64", "arm64":
@@ -108,9 +107,16 @@ type Result struct {
 }
 
 // Build builds the base image.
+// SuiteLabel names the Debian suite a base image's packages come from, so
+// that what is added on top of it (lambdabox build) comes from the same one.
+const SuiteLabel = "dev.lambdabox.debian-suite"
+
 func Build(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Emulator == "" {
+		return nil, errors.New("no emulator binary")
 	}
 	if cfg.Arch == "" {
 		cfg.Arch = "amd64"
@@ -161,7 +167,7 @@ func Build(ctx context.Context, cfg Config) (*Result, error) {
 		WorkingDir:   "/var/task",
 		Architecture: cfg.Arch,
 		Created:      cfg.Epoch,
-		Labels:       map[string]string{"org.opencontainers.image.title": "lambdabox " + cfg.Recipe.Name},
+		Labels:       map[string]string{"org.opencontainers.image.title": "lambdabox " + cfg.Recipe.Name, SuiteLabel: cfg.Recipe.Suite},
 	})
 	if err != nil {
 		return nil, err
@@ -225,6 +231,47 @@ type builder struct {
 	apt   *debian.Apt
 	pins  *Lock    // the lock file being built from
 	below []string // the image's layers so far, bottom first
+	// known are the checksums of .debs an earlier lock pinned, by
+	// name_version_arch: resolving them again downloads nothing.
+	known map[string]string
+	// noDownload leaves new packages without a checksum (base update --check).
+	noDownload bool
+	// refreshed is set once Update has fetched the package lists.
+	refreshed bool
+}
+
+// pin returns p with its .deb's checksum: the one an earlier lock
+// recorded, else downloaded (unless noDownload).
+func (b *builder) pin(ctx context.Context, a *debian.Apt, p debian.Package) (debian.Package, error) {
+	if sum, ok := b.known[p.File()]; ok {
+		p.SHA256 = sum
+		return p, nil
+	}
+	if b.noDownload {
+		return p, nil
+	}
+	return a.Pin(ctx, p)
+}
+
+// suite is the recipe's Debian release.
+func (b *builder) suite() debian.Suite {
+	s, err := debian.LookupSuite(b.cfg.Recipe.Suite)
+	if err != nil {
+		return debian.Suite{Name: b.cfg.Recipe.Suite, Glibc: "2.36"} // Validate has checked the suite
+	}
+	return s
+}
+
+// glibc is the C library version of the recipe's suite.
+func (b *builder) glibc() string { return b.suite().Glibc }
+
+// imagePath is where p goes in the image: on a merged-/usr suite, paths
+// under /bin, /lib, /lib64 and /sbin go to /usr, as the links there lead.
+func (b *builder) imagePath(p string) string {
+	if b.suite().MergedUsr {
+		return debian.UsrMerged(p)
+	}
+	return p
 }
 
 func (b *builder) logf(format string, args ...any) {
@@ -246,7 +293,8 @@ func (b *builder) debian() (*debian.Apt, error) {
 // debianFor returns apt for arch's packages, with its own state under the
 // cache directory.
 func (b *builder) debianFor(arch string) (*debian.Apt, error) {
-	return debian.New(debian.Config{Dir: filepath.Join(b.cfg.CacheDir, "apt-"+arch), Arch: arch})
+	suite := b.cfg.Recipe.Suite
+	return debian.New(debian.Config{Dir: filepath.Join(b.cfg.CacheDir, "apt-"+suite+"-"+arch), Suite: suite, Arch: arch})
 }
 
 // hashJSON is the sha256 of v's JSON encoding.
@@ -283,38 +331,16 @@ func resolutionInputs(r *recipe.Recipe, upto int) string {
 // lock reads the lock file, resolves the layers it lacks or whose recipe
 // changed, and writes it back when anything changed.
 func (b *builder) lock(ctx context.Context) (*Lock, error) {
-	r := b.cfg.Recipe
 	old, err := ReadLock(b.cfg.LockFile)
 	if err != nil {
 		return nil, err
 	}
-	if old != nil && (old.Runtime != r.Name || old.Arch != b.cfg.Arch) {
-		return nil, fmt.Errorf("lock file %s is for %s/%s, not %s/%s", b.cfg.LockFile, old.Runtime, old.Arch, r.Name, b.cfg.Arch)
+	if err := b.checkLock(old); err != nil {
+		return nil, err
 	}
-	lock := &Lock{Runtime: r.Name, Arch: b.cfg.Arch, Layers: map[string]*LayerLock{}}
-	changed := old == nil
-	var below []string // Debian packages of the layers below
-	var belowExclude []string
-	for i, nl := range r.Layers() {
-		inputs := resolutionInputs(r, i)
-		var prev *LayerLock
-		if old != nil {
-			prev = old.Layers[nl.Name]
-		}
-		if prev != nil && prev.Inputs == inputs && !b.cfg.UpdateLock {
-			lock.Layers[nl.Name] = prev
-		} else {
-			b.logf("resolving %s layer", nl.Name)
-			ll, err := b.resolve(ctx, nl.Name, nl.Layer, below, belowExclude)
-			if err != nil {
-				return nil, fmt.Errorf("resolving %s layer: %w", nl.Name, err)
-			}
-			ll.Inputs = inputs
-			lock.Layers[nl.Name] = ll
-			changed = true
-		}
-		below = append(below, nl.Layer.Packages...)
-		belowExclude = append(belowExclude, nl.Layer.Exclude...)
+	lock, changed, err := b.resolveLock(ctx, old, b.cfg.UpdateLock)
+	if err != nil {
+		return nil, err
 	}
 	if changed {
 		if err := lock.Write(b.cfg.LockFile); err != nil {
@@ -323,6 +349,55 @@ func (b *builder) lock(ctx context.Context) (*Lock, error) {
 		b.logf("wrote lock file %s", b.cfg.LockFile)
 	}
 	return lock, nil
+}
+
+// resolveLock resolves the layers of the recipe that old lacks or whose
+// recipe fields changed, or every layer when all is set, and reports
+// whether the lock differs from old.
+func (b *builder) resolveLock(ctx context.Context, old *Lock, all bool) (*Lock, bool, error) {
+	r := b.cfg.Recipe
+	lock := &Lock{Runtime: r.Name, Arch: b.cfg.Arch, Suite: r.Suite, Layers: map[string]*LayerLock{}}
+	changed := old == nil || old.Suite != r.Suite
+	var below []string // Debian packages of the layers below
+	var belowExclude []string
+	for i, nl := range r.Layers() {
+		inputs := resolutionInputs(r, i)
+		var prev *LayerLock
+		if old != nil {
+			prev = old.Layers[nl.Name]
+		}
+		if prev != nil && prev.Inputs == inputs && !all {
+			lock.Layers[nl.Name] = prev
+		} else {
+			b.logf("resolving %s layer", nl.Name)
+			ll, err := b.resolve(ctx, nl.Name, nl.Layer, below, belowExclude)
+			if err != nil {
+				return nil, false, fmt.Errorf("resolving %s layer: %w", nl.Name, err)
+			}
+			ll.Inputs = inputs
+			lock.Layers[nl.Name] = ll
+			changed = changed || prev == nil || hashJSON(prev) != hashJSON(ll)
+		}
+		below = append(below, nl.Layer.Packages...)
+		belowExclude = append(belowExclude, nl.Layer.Exclude...)
+	}
+	return lock, changed, nil
+}
+
+// checkLock refuses a lock file written for another runtime, architecture
+// or Debian suite.
+func (b *builder) checkLock(old *Lock) error {
+	r := b.cfg.Recipe
+	if old == nil {
+		return nil
+	}
+	if old.Runtime != r.Name || old.Arch != b.cfg.Arch {
+		return fmt.Errorf("lock file %s is for %s/%s, not %s/%s", b.cfg.LockFile, old.Runtime, old.Arch, r.Name, b.cfg.Arch)
+	}
+	if old.SuiteName() != r.Suite {
+		return fmt.Errorf("lock file %s pins packages of Debian %s, but recipe %s is built from %s: remove the lock file to resolve %s again", b.cfg.LockFile, old.SuiteName(), r.Name, r.Suite, r.Name)
+	}
+	return nil
 }
 
 func (b *builder) resolve(ctx context.Context, name string, l *recipe.Layer, below, belowExclude []string) (*LayerLock, error) {
@@ -351,7 +426,7 @@ func (b *builder) resolve(ctx context.Context, name string, l *recipe.Layer, bel
 			if lower[p.Name] {
 				continue
 			}
-			pin, err := a.Pin(ctx, p)
+			pin, err := b.pin(ctx, a, p)
 			if err != nil {
 				return nil, err
 			}
@@ -359,7 +434,7 @@ func (b *builder) resolve(ctx context.Context, name string, l *recipe.Layer, bel
 		}
 	}
 	if l.Pip != nil {
-		pins, err := pipResolve(ctx, l.Pip, b.cfg.Arch)
+		pins, err := pipResolve(ctx, l.Pip, b.cfg.Arch, b.glibc())
 		if err != nil {
 			return nil, err
 		}
@@ -398,12 +473,12 @@ func (b *builder) layer(ctx context.Context, name string, l *recipe.Layer, ll *L
 		inputs[u.Input] = h
 	}
 	key := hashJSON(struct {
-		Format, Name, Arch string
-		Epoch              int64
-		Layer              *recipe.Layer
-		Lock               *LayerLock
-		Inputs             map[string]string
-	}{formatVersion, name, b.cfg.Arch, b.cfg.Epoch.Unix(), l, ll, inputs})
+		Format, Name, Arch, Suite string
+		Epoch                     int64
+		Layer                     *recipe.Layer
+		Lock                      *LayerLock
+		Inputs                    map[string]string
+	}{formatVersion, name, b.cfg.Arch, b.cfg.Recipe.Suite, b.cfg.Epoch.Unix(), l, ll, inputs})
 	path, cached := b.cachedLayer(key)
 	if cached {
 		b.logf("%s layer: cached", name)
@@ -413,6 +488,15 @@ func (b *builder) layer(ctx context.Context, name string, l *recipe.Layer, ll *L
 	t, err := b.tree(ctx, l, ll)
 	if err != nil {
 		return "", false, err
+	}
+	if name == "os" && b.suite().MergedUsr {
+		// base-files' links, which every binary's /lib64 or /lib loader
+		// path goes through.
+		for _, d := range debian.MergedDirs {
+			if err := t.AddSymlink(d[0], d[1]); err != nil {
+				return "", false, err
+			}
+		}
 	}
 	mib, err := b.saveLayer(path, t)
 	if err != nil {
@@ -466,7 +550,7 @@ func (b *builder) tree(ctx context.Context, l *recipe.Layer, ll *LayerLock) (*im
 			if err != nil {
 				return nil, err
 			}
-			if err := debian.Unpack(ctx, path, t); err != nil {
+			if err := debian.Unpack(ctx, path, t, b.suite().MergedUsr); err != nil {
 				return nil, err
 			}
 		}
@@ -483,7 +567,7 @@ func (b *builder) tree(ctx context.Context, l *recipe.Layer, ll *LayerLock) (*im
 		}
 	}
 	if l.Pip != nil {
-		if err := pipInstall(ctx, l.Pip, ll.Pip, b.cfg.Arch, t); err != nil {
+		if err := pipInstall(ctx, l.Pip, ll.Pip, b.cfg.Arch, b.glibc(), t); err != nil {
 			return nil, err
 		}
 	}
@@ -519,7 +603,7 @@ func (b *builder) tree(ctx context.Context, l *recipe.Layer, ll *LayerLock) (*im
 		case "java-cacerts":
 			data = javaCacerts(t, b.epoch())
 		}
-		if err := t.AddFile(f.Path, data, perm); err != nil {
+		if err := t.AddFile(b.imagePath(f.Path), data, perm); err != nil {
 			return nil, err
 		}
 	}
@@ -529,12 +613,12 @@ func (b *builder) tree(ctx context.Context, l *recipe.Layer, ll *LayerLock) (*im
 	}
 	sort.Strings(links)
 	for _, p := range links {
-		if err := t.AddSymlink(strings.ReplaceAll(p, "{arch}", b.cfg.Arch), strings.ReplaceAll(l.Symlinks[p], "{arch}", b.cfg.Arch)); err != nil {
+		if err := t.AddSymlink(b.imagePath(strings.ReplaceAll(p, "{arch}", b.cfg.Arch)), strings.ReplaceAll(l.Symlinks[p], "{arch}", b.cfg.Arch)); err != nil {
 			return nil, err
 		}
 	}
 	for _, p := range l.Remove {
-		if err := t.Remove(p); err != nil {
+		if err := t.Remove(b.imagePath(p)); err != nil {
 			return nil, err
 		}
 	}

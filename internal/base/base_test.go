@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lambdabox/lambdabox/internal/debian"
 	"github.com/lambdabox/lambdabox/internal/recipe"
 )
 
@@ -19,6 +20,7 @@ import (
 // entrypoint layer only.
 const offlineRecipe = `
 name = "offline"
+suite = "bookworm"
 [[os.files]]
 path = "/etc/os-release"
 content = "ID=test\n"
@@ -111,9 +113,79 @@ func TestLockForAnotherRuntimeIsRefused(t *testing.T) {
 	}
 }
 
+// A lock resolved from another Debian suite than the recipe's is refused
+// with a clear error, for build and update alike; a lock written before
+// suites is bookworm's.
+func TestLockForAnotherSuiteIsRefused(t *testing.T) {
+	r, _ := recipe.Parse("offline.toml", []byte(strings.Replace(offlineRecipe, `suite = "bookworm"`, `suite = "trixie"`, 1)))
+	dir := t.TempDir()
+	emu := filepath.Join(dir, "emu")
+	os.WriteFile(emu, nil, 0o755)
+	for _, lock := range []string{
+		`{"runtime":"offline","arch":"amd64","suite":"forky","layers":{}}`,
+		`{"runtime":"offline","arch":"amd64","layers":{}}`,
+	} {
+		path := filepath.Join(dir, "l.json")
+		os.WriteFile(path, []byte(lock), 0o644)
+		cfg := Config{Recipe: r, CacheDir: dir, LockFile: path, Emulator: emu}
+		_, err := Build(context.Background(), cfg)
+		if err == nil || !strings.Contains(err.Error(), "pins packages of Debian ") || !strings.Contains(err.Error(), "recipe offline is built from trixie") {
+			t.Fatalf("build with lock %s: err = %v", lock, err)
+		}
+		if _, err := Update(context.Background(), cfg, true); err == nil || !strings.Contains(err.Error(), "recipe offline is built from trixie") {
+			t.Fatalf("update with lock %s: err = %v", lock, err)
+		}
+	}
+}
+
+func TestReadLockErrors(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "l.json")
+	os.WriteFile(path, []byte(`{"runtime": `), 0o644)
+	if _, err := ReadLock(path); err == nil || !strings.Contains(err.Error(), "reading lock file") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDiffLocks(t *testing.T) {
+	deb := func(name, version string, sec bool) debian.Package {
+		return debian.Package{Name: name, Version: version, Arch: "amd64", Security: sec}
+	}
+	old := &Lock{Layers: map[string]*LayerLock{
+		"os":      {Debs: []debian.Package{deb("libc6", "2.41-12", false), deb("libzstd1", "1.5.7+dfsg-1", false), deb("gone", "1", false)}},
+		"runtime": {Debs: []debian.Package{deb("python3.13-minimal", "3.13.5-2", false)}, Pip: []string{"pip==25.0"}},
+		"ric":     {Pip: []string{"awslambdaric==4.2.2", "simplejson==4.3.0"}, Maven: []Artifact{{"a-1.jar", "aaaaaaaaaaaaaaaa"}}},
+	}}
+	new := &Lock{Layers: map[string]*LayerLock{
+		"os":      {Debs: []debian.Package{deb("libc6", "2.41-12", false), deb("libzstd1", "1.5.7+dfsg-1+deb13u1", true), deb("added", "2", false)}},
+		"runtime": {Debs: []debian.Package{deb("python3.13-minimal", "3.13.5-2", false)}, Pip: []string{"pip==25.1"}},
+		"ric":     {Pip: []string{"awslambdaric==4.2.2", "simplejson==4.3.0"}, Maven: []Artifact{{"a-1.jar", "aaaaaaaaaaaaaaaa"}}},
+	}}
+	var got []string
+	for _, c := range diffLocks(old, new) {
+		got = append(got, c.String())
+	}
+	want := []string{
+		"os       deb    added (none) → 2",
+		"os       deb    gone 1 → (removed)",
+		"os       deb    libzstd1 1.5.7+dfsg-1 → 1.5.7+dfsg-1+deb13u1 (security)",
+		"runtime  pip    pip 25.0 → 25.1",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if d := diffLocks(new, new); len(d) != 0 {
+		t.Fatalf("no change: %v", d)
+	}
+	if d := diffLocks(nil, new); len(d) != 8 {
+		t.Fatalf("no old lock: %d changes, want every package", len(d))
+	}
+}
+
 // An offline recipe with user-provided inputs, shaped like dotnet8's.
 const inputsRecipe = `
 name = "inputs"
+suite = "trixie"
 [[inputs]]
 name = "dotnet"
 help = "a runtime tarball"

@@ -129,7 +129,7 @@ func (b *builder) addHostPackages(ctx context.Context, t *image.Tree) error {
 			if err != nil {
 				return err
 			}
-			if err := debian.Unpack(ctx, path, t); err != nil {
+			if err := debian.Unpack(ctx, path, t, b.suite().MergedUsr); err != nil {
 				return err
 			}
 		}

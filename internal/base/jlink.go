@@ -35,7 +35,7 @@ func (b *builder) jlinkResolve(ctx context.Context, j *recipe.Jlink) ([]debian.P
 		if !want[p.Name] {
 			continue
 		}
-		pin, err := a.Pin(ctx, p)
+		pin, err := b.pin(ctx, a, p)
 		if err != nil {
 			return nil, err
 		}
@@ -88,6 +88,7 @@ func (b *builder) jlinkInstall(ctx context.Context, j *recipe.Jlink, pins []debi
 	}
 	jmods := filepath.Join(jdk, strings.ReplaceAll(j.JavaHome, "{arch}", b.cfg.Arch), "jmods")
 	tool := filepath.Join(jdk, strings.ReplaceAll(j.JavaHome, "{arch}", b.cfg.Arch), "bin", "jlink")
+	toolRoot := jdk
 	if host := hostArch(); host != b.cfg.Arch {
 		ha, err := b.debianFor(host)
 		if err != nil {
@@ -98,10 +99,22 @@ func (b *builder) jlinkInstall(ctx context.Context, j *recipe.Jlink, pins []debi
 			return fmt.Errorf("jlink for %s runs the same JDK built for this %s host: %w", b.cfg.Arch, host, err)
 		}
 		tool = filepath.Join(hostJDK, strings.ReplaceAll(j.JavaHome, "{arch}", host), "bin", "jlink")
+		toolRoot = hostJDK
 	}
 	out := filepath.Join(tmp, "out")
 	args := append([]string{"--module-path", jmods, "--add-modules", strings.Join(j.Modules, ","), "--output", out}, j.Options...)
 	b.logf("jlink --add-modules %s", strings.Join(j.Modules, ","))
+	// A JDK of a newer suite than the host's needs its own C library: when
+	// the recipe puts libc6 (and the JDK's other libraries) in the build
+	// root, jlink runs through the root's dynamic loader, as the Python
+	// bytecode compiler does.
+	// Its child processes (objcopy for --strip-debug) are the host's: the
+	// FORK launch mechanism execs them directly, without jspawnhelper, a
+	// program of the build root that the host's loader cannot run.
+	if ld, libs, ok := rootLoader(toolRoot); ok {
+		args = append([]string{"--library-path", libs, tool, "-J-Djdk.lang.Process.launchMechanism=FORK"}, args...)
+		tool = ld
+	}
 	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Dir = tmp
 	// Options from the host's environment must not change what jlink writes.
@@ -114,6 +127,22 @@ func (b *builder) jlinkInstall(ctx context.Context, j *recipe.Jlink, pins []debi
 		return fmt.Errorf("jlink: %w: %s", err, strings.TrimSpace(string(msg)))
 	}
 	return t.AddDirFromDisk(out, j.Target)
+}
+
+// rootLoader returns the dynamic loader for this host's architecture in
+// root and its library path, when root has one.
+func rootLoader(root string) (ld, libs string, ok bool) {
+	l := loaders[hostArch()]
+	for _, p := range []string{l.ld, debian.UsrMerged(l.ld)} {
+		if fi, err := os.Stat(filepath.Join(root, p)); err == nil && !fi.IsDir() {
+			var dirs []string
+			for _, d := range strings.Split(l.libs, ":") {
+				dirs = append(dirs, filepath.Join(root, d), filepath.Join(root, debian.UsrMerged(d)))
+			}
+			return filepath.Join(root, p), strings.Join(dirs, ":"), true
+		}
+	}
+	return "", "", false
 }
 
 // unpackRoot fetches pkgs with a and extracts them into root, with their

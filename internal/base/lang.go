@@ -2,6 +2,7 @@ package base
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -39,9 +40,9 @@ func run(ctx context.Context, dir string, name string, args ...string) ([]byte, 
 	return stdout.Bytes(), nil
 }
 
-// pipPlatform selects binary wheels for the image's CPython and glibc
-// (bookworm has glibc 2.36), whatever the host runs.
-func pipPlatform(p *recipe.Pip, arch string) []string {
+// pipPlatform selects binary wheels for the image's CPython and glibc (the
+// suite's: bookworm has 2.36, trixie 2.41), whatever the host runs.
+func pipPlatform(p *recipe.Pip, arch, glibc string) []string {
 	m := "x86_64"
 	if arch == "arm64" {
 		m = "aarch64"
@@ -49,14 +50,27 @@ func pipPlatform(p *recipe.Pip, arch string) []string {
 	cp := "cp" + strings.ReplaceAll(p.Python, ".", "")
 	args := []string{"--only-binary=:all:", "--implementation", "cp", "--python-version", p.Python,
 		"--abi", cp, "--abi", "abi3", "--abi", "none"}
-	for _, plat := range []string{"manylinux_2_36", "manylinux_2_34", "manylinux_2_28", "manylinux_2_17", "manylinux2014", "manylinux_2_5", "manylinux1"} {
+	var minor int
+	if _, err := fmt.Sscanf(glibc, "2.%d", &minor); err != nil {
+		minor = 17
+	}
+	// Newest first: the suite's glibc, then the versions wheels on PyPI are
+	// tagged for (each tag costs pip time on every candidate file), then the
+	// legacy aliases.
+	args = append(args, "--platform", fmt.Sprintf("manylinux_2_%d_%s", minor, m))
+	for _, v := range []int{39, 38, 36, 35, 34, 31, 28, 27, 24, 17} {
+		if v < minor {
+			args = append(args, "--platform", fmt.Sprintf("manylinux_2_%d_%s", v, m))
+		}
+	}
+	for _, plat := range []string{"manylinux2014", "manylinux_2_5", "manylinux1"} {
 		args = append(args, "--platform", plat+"_"+m)
 	}
 	return args
 }
 
 // pipResolve pins the distributions pip would install, as name==version.
-func pipResolve(ctx context.Context, p *recipe.Pip, arch string) ([]string, error) {
+func pipResolve(ctx context.Context, p *recipe.Pip, arch, glibc string) ([]string, error) {
 	tmp, err := os.MkdirTemp("", "lambdabox-pip-")
 	if err != nil {
 		return nil, err
@@ -64,7 +78,7 @@ func pipResolve(ctx context.Context, p *recipe.Pip, arch string) ([]string, erro
 	defer os.RemoveAll(tmp)
 	report := filepath.Join(tmp, "report.json")
 	args := append([]string{"-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--dry-run", "--ignore-installed",
-		"--report", report, "--target", filepath.Join(tmp, "t")}, pipPlatform(p, arch)...)
+		"--report", report, "--target", filepath.Join(tmp, "t")}, pipPlatform(p, arch, glibc)...)
 	if _, err := run(ctx, tmp, "python3", append(args, p.Packages...)...); err != nil {
 		return nil, fmt.Errorf("pip: %w", err)
 	}
@@ -90,7 +104,7 @@ func pipResolve(ctx context.Context, p *recipe.Pip, arch string) ([]string, erro
 
 // pipInstall installs the pinned distributions, without dependency
 // resolution and without byte-compiling, into the layer at p.Target.
-func pipInstall(ctx context.Context, p *recipe.Pip, pins []string, arch string, t *image.Tree) error {
+func pipInstall(ctx context.Context, p *recipe.Pip, pins []string, arch, glibc string, t *image.Tree) error {
 	tmp, err := os.MkdirTemp("", "lambdabox-pip-")
 	if err != nil {
 		return err
@@ -98,7 +112,7 @@ func pipInstall(ctx context.Context, p *recipe.Pip, pins []string, arch string, 
 	defer os.RemoveAll(tmp)
 	target := filepath.Join(tmp, "t")
 	args := append([]string{"-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--no-deps", "--no-compile",
-		"--ignore-installed", "--target", target}, pipPlatform(p, arch)...)
+		"--ignore-installed", "--target", target}, pipPlatform(p, arch, glibc)...)
 	if _, err := run(ctx, tmp, "python3", append(args, pins...)...); err != nil {
 		return fmt.Errorf("pip: %w", err)
 	}
@@ -183,7 +197,73 @@ func (b *builder) mavenInstall(ctx context.Context, m *recipe.Maven, pins []Arti
 	if hashJSON(got) != hashJSON(pins) {
 		return fmt.Errorf("maven resolved %v, lock file says %v (run with --update-lock)", got, pins)
 	}
+	if m.PruneNative {
+		for _, a := range got {
+			if err := pruneJar(filepath.Join(dir, a.Name), b.cfg.Arch); err != nil {
+				return fmt.Errorf("%s: %w", a.Name, err)
+			}
+		}
+	}
 	return t.AddDirFromDisk(dir, m.Target)
+}
+
+// otherPlatforms are the words that name, in a native library's path, a
+// platform other than a glibc Linux of the given architecture.
+var otherPlatforms = map[string][]string{
+	"amd64": {"musl", "aarch64", "aarch_64", "arm64"},
+	"arm64": {"musl", "x86_64", "x86-64", "amd64"},
+}
+
+// pruneJar rewrites the jar at path without the .so entries for other
+// platforms than arch's glibc Linux; the entries kept are copied as they
+// are (headers, compressed bytes), so the result is deterministic.
+func pruneJar(path, arch string) error {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	drop := func(name string) bool {
+		if !strings.HasSuffix(name, ".so") {
+			return false
+		}
+		for _, w := range otherPlatforms[arch] {
+			if strings.Contains(name, w) {
+				return true
+			}
+		}
+		return false
+	}
+	pruned := false
+	for _, f := range zr.File {
+		pruned = pruned || drop(f.Name)
+	}
+	if !pruned {
+		return nil
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		if drop(f.Name) {
+			continue
+		}
+		raw, err := f.OpenRaw()
+		if err != nil {
+			return err
+		}
+		fh := f.FileHeader
+		w, err := zw.CreateRaw(&fh)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, raw); err != nil {
+			return err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
 // unpackInput puts a user-provided directory or tarball (.tar, .tar.gz,

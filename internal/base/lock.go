@@ -19,8 +19,19 @@ type Lock struct {
 	Runtime string `json:"runtime"`
 	// Arch is the Debian architecture.
 	Arch string `json:"arch"`
+	// Suite is the Debian release every package was resolved from; a lock
+	// without one (written before suites) is bookworm's.
+	Suite string `json:"suite,omitempty"`
 	// Layers are keyed by layer name: os, runtime, ric.
 	Layers map[string]*LayerLock `json:"layers"`
+}
+
+// SuiteName is the lock's Debian suite.
+func (l *Lock) SuiteName() string {
+	if l.Suite == "" {
+		return "bookworm"
+	}
+	return l.Suite
 }
 
 // LayerLock pins one layer's packages.

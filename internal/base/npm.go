@@ -137,7 +137,7 @@ func (b *builder) npmResolve(ctx context.Context, n *recipe.Npm, ll *LayerLock) 
 		return fmt.Errorf("build root: %w", err)
 	}
 	for _, p := range pkgs {
-		pin, err := a.Pin(ctx, p)
+		pin, err := b.pin(ctx, a, p)
 		if err != nil {
 			return err
 		}
@@ -349,6 +349,17 @@ func (b *builder) buildRoot(ctx context.Context, root string, debs []debian.Pack
 		return first
 	}
 	b.logf("build root: %d packages unpacked in %s", len(debs), time.Since(start).Round(time.Millisecond))
+	if b.suite().MergedUsr {
+		// base-files' links into /usr, which the loader path goes through.
+		for _, d := range debian.MergedDirs {
+			if _, err := os.Lstat(filepath.Join(root, d[0])); err == nil {
+				continue
+			}
+			if err := os.Symlink(d[1], filepath.Join(root, d[0])); err != nil {
+				return err
+			}
+		}
+	}
 	// Links that maintainer scripts (update-alternatives) make; the target
 	// is a glob in the link's directory, the last match wins.
 	// /bin/sh is bash, as on Amazon Linux where npm packages for Lambda are

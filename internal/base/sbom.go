@@ -44,7 +44,7 @@ func SPDX(l *Lock, imageName string, created time.Time) ([]byte, error) {
 	for _, n := range layers {
 		ll := l.Layers[n]
 		for _, d := range ll.Debs {
-			add("deb", d.Name, d.Version, fmt.Sprintf("pkg:deb/debian/%s@%s?arch=%s&distro=bookworm", d.Name, d.Version, d.Arch), d.SHA256)
+			add("deb", d.Name, d.Version, fmt.Sprintf("pkg:deb/debian/%s@%s?arch=%s&distro=%s", d.Name, d.Version, d.Arch, l.SuiteName()), d.SHA256)
 		}
 		for _, p := range ll.Pip {
 			name, version, _ := strings.Cut(p, "==")
@@ -59,7 +59,7 @@ func SPDX(l *Lock, imageName string, created time.Time) ([]byte, error) {
 		}
 		// The runtime jlink links is made from these packages' jmods.
 		for _, d := range ll.Jlink {
-			add("deb", d.Name, d.Version, fmt.Sprintf("pkg:deb/debian/%s@%s?arch=%s&distro=bookworm", d.Name, d.Version, d.Arch), d.SHA256)
+			add("deb", d.Name, d.Version, fmt.Sprintf("pkg:deb/debian/%s@%s?arch=%s&distro=%s", d.Name, d.Version, d.Arch, l.SuiteName()), d.SHA256)
 		}
 		for _, a := range ll.Maven {
 			add("jar", a.Name, "", "pkg:generic/"+a.Name, a.SHA256)

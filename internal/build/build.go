@@ -17,6 +17,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/lambdabox/lambdabox/internal/base"
+	"github.com/lambdabox/lambdabox/internal/debian"
 	"github.com/lambdabox/lambdabox/internal/image"
 )
 
@@ -202,6 +204,7 @@ type builder struct {
 	res        *Result
 	base       v1.Image
 	baseDigest string
+	suite      debian.Suite // of the base's packages, for RUN dnf install
 	adds       []image.Addition
 	roles      []string
 }
@@ -357,6 +360,15 @@ func (b *builder) setBase(img v1.Image) error {
 		return fmt.Errorf("the base image is for %s/%s, the build for linux/%s (--platform)", cf.OS, cf.Architecture, b.cfg.Arch)
 	}
 	b.base, b.baseDigest = img, d.String()
+	// A lambdabox base names its Debian suite; any other base is taken
+	// for bookworm.
+	name := "bookworm"
+	if cf, err := img.ConfigFile(); err == nil && cf.Config.Labels[base.SuiteLabel] != "" {
+		name = cf.Config.Labels[base.SuiteLabel]
+	}
+	if b.suite, err = debian.LookupSuite(name); err != nil {
+		return fmt.Errorf("base image: %w", err)
+	}
 	return nil
 }
 

@@ -62,10 +62,10 @@ func rpmPackages(words []string) ([]string, error) {
 // aptFor returns apt for the build's architecture, with its state in the
 // cache directory shared with the base builder.
 func (b *builder) aptFor() (*debian.Apt, error) {
-	return debian.New(debian.Config{Dir: filepath.Join(b.cfg.CacheDir, "apt-"+b.cfg.Arch), Arch: b.cfg.Arch})
+	return debian.New(debian.Config{Dir: filepath.Join(b.cfg.CacheDir, "apt-"+b.suite.Name+"-"+b.cfg.Arch), Suite: b.suite.Name, Arch: b.cfg.Arch})
 }
 
-// debInstall resolves pkgs (Debian names) against Debian bookworm and
+// debInstall resolves pkgs (Debian names) against the base's Debian suite and
 // returns them unpacked as a tree, documentation left out.
 func (b *builder) debInstall(ctx context.Context, pkgs []string) (*image.Tree, []Package, error) {
 	a, err := b.aptFor()
@@ -83,7 +83,7 @@ func (b *builder) debInstall(ctx context.Context, pkgs []string) (*image.Tree, [
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := debian.Unpack(ctx, file, t); err != nil {
+		if err := debian.Unpack(ctx, file, t, b.suite.MergedUsr); err != nil {
 			return nil, nil, err
 		}
 		out = append(out, Package{Type: "deb", Name: p.Name, Version: p.Version})

@@ -5,6 +5,7 @@
 package debian
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -13,19 +14,64 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
 // ErrPackageNotFound is returned for a package name or pinned version the
 // archive does not have.
 var ErrPackageNotFound = errors.New("debian package not found")
+
+// ErrUnknownSuite is returned for a Debian release lambdabox does not build from.
+var ErrUnknownSuite = errors.New("unknown Debian suite")
+
+// Suite is a Debian release lambdabox builds images from.
+type Suite struct {
+	// Name is the release's code name, e.g. "trixie".
+	Name string
+	// Version is its number, e.g. "13".
+	Version string
+	// Testing is true for Debian testing: packages change daily and
+	// security support is best effort.
+	Testing bool
+	// Glibc is the C library version (major.minor): binary wheels for the
+	// suite may need at most this manylinux tag.
+	Glibc string
+	// MergedUsr is true when /bin, /lib, /lib64 and /sbin are links into
+	// /usr (base-files ships them; packages install into /usr only).
+	MergedUsr bool
+}
+
+// suites are the releases the archive serves, oldest first.
+var suites = []Suite{
+	{Name: "bookworm", Version: "12", Glibc: "2.36"},
+	{Name: "trixie", Version: "13", Glibc: "2.41", MergedUsr: true},
+	{Name: "forky", Version: "14", Testing: true, Glibc: "2.41", MergedUsr: true},
+}
+
+// Suites lists the releases lambdabox builds from, oldest first.
+func Suites() []Suite { return append([]Suite(nil), suites...) }
+
+// LookupSuite returns the release named name.
+func LookupSuite(name string) (Suite, error) {
+	var names []string
+	for _, s := range suites {
+		if s.Name == name {
+			return s, nil
+		}
+		names = append(names, s.Name)
+	}
+	return Suite{}, fmt.Errorf("%w %q (known: %s)", ErrUnknownSuite, name, strings.Join(names, ", "))
+}
 
 // Config says which archive to use and where apt keeps its state.
 type Config struct {
@@ -51,6 +97,11 @@ type Config struct {
 func (c Config) Validate() error {
 	if c.Dir == "" {
 		return errors.New("debian: Dir is required")
+	}
+	if c.Suite != "" {
+		if _, err := LookupSuite(c.Suite); err != nil {
+			return fmt.Errorf("debian: %w", err)
+		}
 	}
 	switch c.Arch {
 	case "", "amd64", "arm64":
@@ -89,6 +140,9 @@ type Package struct {
 	Arch    string `json:"arch"`
 	// SHA256 is the .deb's checksum, recorded in the lock file.
 	SHA256 string `json:"sha256,omitempty"`
+	// Security is true when the version comes from the suite's security
+	// archive (DSA/DLA fixes not yet in a point release).
+	Security bool `json:"security,omitempty"`
 }
 
 // File is the package's .deb file name.
@@ -146,6 +200,10 @@ func (a *Apt) opts(status string) []string {
 		"-o", "Dir::State::status=" + status,
 		"-o", "Dir::Cache=" + d,
 		"-o", "Dir::Cache::Archives=" + filepath.Join(d, "archives"),
+		// Named explicitly, apt keeps its parsed package lists between
+		// runs (about 1 s of CPU each time otherwise).
+		"-o", "Dir::Cache::pkgcache=" + filepath.Join(d, "pkgcache.bin"),
+		"-o", "Dir::Cache::srcpkgcache=" + filepath.Join(d, "srcpkgcache.bin"),
 		"-o", "APT::Architecture=" + a.cfg.Arch,
 		"-o", "APT::Architectures=" + a.cfg.Arch,
 		"-o", "Debug::NoLocking=1",
@@ -180,10 +238,23 @@ func (a *Apt) Update(ctx context.Context, force bool) error {
 	if a.updated && !force {
 		return nil
 	}
+	// Builds in other processes share the lists: one apt-get update at a time.
+	unlock, err := lockFile(filepath.Join(a.cfg.Dir, "lists", ".lambdabox-lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	stamp := filepath.Join(a.cfg.Dir, "lists", ".lambdabox-updated")
 	if fi, err := os.Stat(stamp); err == nil && !force && time.Since(fi.ModTime()) < a.cfg.MaxListAge {
 		a.updated = true
 		return nil
+	}
+	if _, err := os.Stat(stamp); err == nil && a.releasesUnchanged(ctx) {
+		// The archive still signs the lists apt has: nothing to fetch, and
+		// apt's parsed cache stays valid.
+		a.updated = true
+		now := time.Now()
+		return os.Chtimes(stamp, now, now)
 	}
 	if _, err := a.run(ctx, a.cfg.Dir, "", "apt-get", "update", "-q"); err != nil {
 		return fmt.Errorf("updating package lists: %w", err)
@@ -191,6 +262,130 @@ func (a *Apt) Update(ctx context.Context, force bool) error {
 	a.updated = true
 	return os.WriteFile(stamp, nil, 0o644)
 }
+
+// releases are the InRelease files of the suite, its -updates and its
+// -security archives: their URLs and the files apt keeps them in.
+func (a *Apt) releases() [][2]string {
+	var out [][2]string
+	for _, r := range [][2]string{{a.cfg.Mirror, a.cfg.Suite}, {a.cfg.Mirror, a.cfg.Suite + "-updates"}, {a.cfg.SecurityMirror, a.cfg.Suite + "-security"}} {
+		url := strings.TrimSuffix(r[0], "/") + "/dists/" + r[1] + "/InRelease"
+		// apt's URItoFileName: no scheme, "/" as "_".
+		name := strings.ReplaceAll(url[strings.Index(url, "://")+3:], "/", "_")
+		out = append(out, [2]string{url, filepath.Join(a.cfg.Dir, "lists", name)})
+	}
+	return out
+}
+
+// releasesUnchanged fetches the archives' InRelease files and reports
+// whether each is byte for byte the one apt verified and keeps: then every
+// list they sign is unchanged too. Any error means "fetch them with apt".
+func (a *Apt) releasesUnchanged(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	rels := a.releases()
+	same := make(chan bool, len(rels))
+	for _, r := range rels {
+		go func() {
+			local, err := os.ReadFile(r[1])
+			if err != nil {
+				same <- false
+				return
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, r[0], nil)
+			if err != nil {
+				same <- false
+				return
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				same <- false
+				return
+			}
+			defer resp.Body.Close()
+			remote, err := io.ReadAll(io.LimitReader(resp.Body, int64(len(local))+1))
+			same <- err == nil && resp.StatusCode == http.StatusOK && bytes.Equal(remote, local)
+		}()
+	}
+	all := true
+	for range rels {
+		all = <-same && all
+	}
+	return all
+}
+
+// lockFile takes an exclusive flock on path, waiting for other holders.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking apt state: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking apt state: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Versions lists the versions of a package the suite, its -updates and
+// its -security archives offer, newest first.
+func (a *Apt) Versions(ctx context.Context, name string) ([]string, error) {
+	if err := a.Update(ctx, false); err != nil {
+		return nil, err
+	}
+	out, err := a.run(ctx, a.cfg.Dir, "", "apt-cache", "madison", name)
+	if err != nil {
+		return nil, fmt.Errorf("versions of %s: %w", name, err)
+	}
+	var vs []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) < 3 || strings.TrimSpace(f[0]) != name {
+			continue
+		}
+		v := strings.TrimSpace(f[1])
+		if !seen[v] {
+			seen[v] = true
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return nil, fmt.Errorf("%w: %s in %s", ErrPackageNotFound, name, a.cfg.Suite)
+	}
+	return vs, nil
+}
+
+// Candidates returns the version apt would install now of each named
+// package (the newest in the suite, -updates and -security), with one
+// apt-cache call; names apt does not know are missing from the map.
+func (a *Apt) Candidates(ctx context.Context, names []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(names) == 0 {
+		return out, nil
+	}
+	if err := a.Update(ctx, false); err != nil {
+		return nil, err
+	}
+	data, err := a.run(ctx, a.cfg.Dir, "", "apt-cache", append([]string{"policy"}, names...)...)
+	if err != nil {
+		return nil, fmt.Errorf("candidate versions: %w", err)
+	}
+	name := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, " ") && strings.HasSuffix(line, ":") {
+			name = strings.TrimSuffix(line, ":")
+			name, _, _ = strings.Cut(name, ":") // "libc6:amd64"
+			continue
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Candidate: "); ok && name != "" && v != "(none)" {
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
+// Suite is the release the apt state reads.
+func (a *Apt) Suite() string { return a.cfg.Suite }
 
 // Resolve returns the packages that installing include pulls in, without
 // recommends, sorted by name. Packages in exclude count as installed
@@ -222,14 +417,15 @@ func (a *Apt) Resolve(ctx context.Context, include, exclude []string) ([]Package
 		if m == nil {
 			continue
 		}
-		pkgs = append(pkgs, Package{Name: m[1], Version: m[2], Arch: m[3]})
+		pkgs = append(pkgs, Package{Name: m[1], Version: m[2], Arch: m[4], Security: strings.Contains(m[3], "Debian-Security:")})
 	}
 	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].Name < pkgs[j].Name })
 	return pkgs, nil
 }
 
-// "Inst libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64])"
-var instLine = regexp.MustCompile(`^Inst (\S+) (?:\[\S+\] )?\((\S+) .*\[(\S+)\]\)`)
+// "Inst libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64])", or with
+// several origins: "(1.5.7+dfsg-1+deb13u1 Debian-Security:13/stable-security [amd64])".
+var instLine = regexp.MustCompile(`^Inst (\S+) (?:\[\S+\] )?\((\S+) (.*)\[(\S+)\]\)`)
 
 // fakeStatus writes a dpkg status file that lists the excluded packages as
 // installed, at their candidate versions.
@@ -323,8 +519,29 @@ type TarAdder interface {
 	AddTar(r io.Reader) error
 }
 
+// MergedDirs are the top-level directories a merged-/usr system links into
+// /usr, and the links' targets.
+var MergedDirs = [][2]string{{"bin", "usr/bin"}, {"lib", "usr/lib"}, {"lib64", "usr/lib64"}, {"sbin", "usr/sbin"}}
+
+// UsrMerged is the path p (relative to the root, no leading slash) has on
+// a merged-/usr system: "bin/sh" is "usr/bin/sh".
+func UsrMerged(p string) string {
+	p = strings.TrimPrefix(path.Clean("/"+p), "/")
+	for _, d := range MergedDirs {
+		if p == d[0] {
+			return d[1]
+		}
+		if rest, ok := strings.CutPrefix(p, d[0]+"/"); ok {
+			return d[1] + "/" + rest
+		}
+	}
+	return p
+}
+
 // Unpack adds the files of a .deb to t, read with dpkg-deb --fsys-tarfile.
-func Unpack(ctx context.Context, deb string, t TarAdder) error {
+// With mergedUsr, files a package still ships under /bin, /lib, /lib64 or
+// /sbin go to their /usr paths, as dpkg puts them through the links.
+func Unpack(ctx context.Context, deb string, t TarAdder, mergedUsr bool) error {
 	cmd := exec.CommandContext(ctx, "dpkg-deb", "--fsys-tarfile", deb)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -335,7 +552,12 @@ func Unpack(ctx context.Context, deb string, t TarAdder) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("dpkg-deb: %w", err)
 	}
-	addErr := t.AddTar(out)
+	var src io.Reader = out
+	if mergedUsr {
+		src = usrMergedTar(out)
+	}
+	addErr := t.AddTar(src)
+	_, _ = io.Copy(io.Discard, src)
 	_, _ = io.Copy(io.Discard, out)
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("dpkg-deb --fsys-tarfile %s: %w: %s", filepath.Base(deb), err, strings.TrimSpace(stderr.String()))
@@ -344,6 +566,43 @@ func Unpack(ctx context.Context, deb string, t TarAdder) error {
 		return fmt.Errorf("unpacking %s: %w", filepath.Base(deb), addErr)
 	}
 	return nil
+}
+
+// usrMergedTar rewrites the names of a tar stream with UsrMerged.
+func usrMergedTar(r io.Reader) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		tr := tar.NewReader(r)
+		tw := tar.NewWriter(pw)
+		for {
+			h, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				pw.CloseWithError(tw.Close())
+				return
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			dir := h.Typeflag == tar.TypeDir
+			h.Name = UsrMerged(h.Name)
+			if dir {
+				h.Name += "/"
+			}
+			if h.Typeflag == tar.TypeLink {
+				h.Linkname = UsrMerged(h.Linkname)
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			if _, err := io.Copy(tw, tr); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	return pr
 }
 
 // Extract unpacks the files of a .deb into the host directory dir with

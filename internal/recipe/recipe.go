@@ -9,8 +9,11 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/lambdabox/lambdabox/internal/debian"
 )
 
 //go:embed recipes/*.toml
@@ -25,6 +28,15 @@ type Recipe struct {
 	Name string `toml:"name"`
 	// Description is one line shown by `lambdabox base ls`.
 	Description string `toml:"description"`
+	// Suite is the Debian release every package comes from ("bookworm",
+	// "trixie", "forky"), with its -updates and -security archives.
+	// Required: a recipe is built from one suite, which its lock records.
+	Suite string `toml:"suite"`
+	// Language is the language and version the image runs, e.g.
+	// "Python 3.13"; shown by `lambdabox base ls`.
+	Language string `toml:"language"`
+	// Lambda is the AWS Lambda runtime the image stands for.
+	Lambda Lambda `toml:"lambda"`
 	// Env holds environment variables added to the standard ENV block.
 	Env map[string]string `toml:"env"`
 	// Inputs are files the user must provide with --input NAME=PATH.
@@ -35,6 +47,24 @@ type Recipe struct {
 	Runtime Layer `toml:"runtime"`
 	// RIC is the Runtime Interface Client and /var/runtime/bootstrap.
 	RIC Layer `toml:"ric"`
+}
+
+// Lambda names the AWS Lambda runtime an image stands for.
+type Lambda struct {
+	// Runtime is Lambda's runtime identifier, e.g. "python3.13",
+	// "nodejs24.x", "provided.al2023".
+	Runtime string `toml:"runtime"`
+	// Deprecated is the date (YYYY-MM-DD) AWS has published for the
+	// identifier's deprecation, if any.
+	Deprecated string `toml:"deprecated"`
+	// Successor is the recipe to move to once Deprecated has passed.
+	Successor string `toml:"successor"`
+}
+
+// DeprecatedAt is the deprecation date, and whether there is one.
+func (l Lambda) DeprecatedAt() (time.Time, bool) {
+	t, err := time.Parse(time.DateOnly, l.Deprecated)
+	return t, err == nil
 }
 
 // Input is a file or directory the user provides, for what no reachable
@@ -54,6 +84,10 @@ type Input struct {
 // Layer is what one image layer contains. The build applies the fields in
 // the order they are declared here.
 type Layer struct {
+	// Suite, when set, must be the recipe's: a recipe is built from one
+	// Debian release (a layer of another would need a second lock and
+	// libraries of two releases in one image).
+	Suite string `toml:"suite" json:",omitempty"`
 	// Packages are Debian packages, installed with their dependencies.
 	Packages []string `toml:"packages"`
 	// Exclude are Debian packages treated as already present: they and the
@@ -117,6 +151,10 @@ type Npm struct {
 type Maven struct {
 	Artifacts []string `toml:"artifacts"`
 	Target    string   `toml:"target"`
+	// PruneNative drops, from every jar, the native libraries (.so) built
+	// for another platform than the image's: musl builds and other CPU
+	// architectures (the Java RIC carries its JNI library for four).
+	PruneNative bool `toml:"prune_native" json:",omitempty"`
 }
 
 // Jlink runs jlink from Debian's JDK, unpacked in a throwaway build root
@@ -180,7 +218,6 @@ func (r *Recipe) Layers() []NamedLayer {
 	return []NamedLayer{{"os", &r.OS}, {"runtime", &r.Runtime}, {"ric", &r.RIC}}
 }
 
-// NamedLayer is a layer and its name in the recipe.
 // Contents lists what the recipe puts in the image, layer by layer: Debian
 // packages by name, then "pip:", "npm:", "maven:", "jlink:" and "input:"
 // entries.
@@ -213,6 +250,30 @@ func (r *Recipe) Contents() []string {
 	return out
 }
 
+// RICVersion is the version of the Runtime Interface Client the recipe
+// pins in its ric layer ("awslambdaric==4.2.2", "aws-lambda-ric@4.0.2",
+// "group:aws-lambda-java-runtime-interface-client:2.10.1"), or "" when it
+// pins none.
+func (r *Recipe) RICVersion() string {
+	l := r.RIC
+	if l.Pip != nil && len(l.Pip.Packages) > 0 {
+		if _, v, ok := strings.Cut(l.Pip.Packages[0], "=="); ok {
+			return v
+		}
+	}
+	if l.Npm != nil && len(l.Npm.Packages) > 0 {
+		if i := strings.LastIndex(l.Npm.Packages[0], "@"); i > 0 {
+			return l.Npm.Packages[0][i+1:]
+		}
+	}
+	if l.Maven != nil && len(l.Maven.Artifacts) > 0 {
+		a := l.Maven.Artifacts[0]
+		return a[strings.LastIndex(a, ":")+1:]
+	}
+	return ""
+}
+
+// NamedLayer is a layer and its name in the recipe.
 type NamedLayer struct {
 	Name  string
 	Layer *Layer
@@ -239,10 +300,22 @@ func Parse(name string, data []byte) (*Recipe, error) {
 	return &r, nil
 }
 
-// Validate checks that the recipe is complete and its paths are absolute.
+// Validate checks that the recipe is complete, names one known Debian
+// suite and has absolute paths.
 func (r *Recipe) Validate() error {
 	if r.Name == "" {
 		return errors.New("name is required")
+	}
+	if r.Suite == "" {
+		return errors.New("suite is required (the Debian release: bookworm, trixie or forky)")
+	}
+	if _, err := debian.LookupSuite(r.Suite); err != nil {
+		return fmt.Errorf("suite: %w", err)
+	}
+	if r.Lambda.Deprecated != "" {
+		if _, ok := r.Lambda.DeprecatedAt(); !ok {
+			return fmt.Errorf("lambda.deprecated %q: want a date, YYYY-MM-DD", r.Lambda.Deprecated)
+		}
 	}
 	inputs := map[string]bool{}
 	for _, in := range r.Inputs {
@@ -262,7 +335,13 @@ func (r *Recipe) Validate() error {
 			}
 			return nil
 		}
+		if l.Suite != "" && l.Suite != r.Suite {
+			return fmt.Errorf("%s: suite %q, but the recipe's is %q: a recipe is built from one Debian suite", nl.Name, l.Suite, r.Suite)
+		}
 		for _, p := range l.Packages {
+			if name, suite, ok := strings.Cut(p, "/"); ok && name != "" && suite != "" && suite != r.Suite {
+				return fmt.Errorf("%s: package %q is from suite %q, but the recipe's is %q: a recipe is built from one Debian suite", nl.Name, p, suite, r.Suite)
+			}
 			if p == "" || strings.ContainsAny(p, " =/") {
 				return fmt.Errorf("%s: bad Debian package name %q", nl.Name, p)
 			}
