@@ -65,8 +65,8 @@ func newTestEnvConfig(t *testing.T, d *sandboxtest.Driver, set func(*Config)) (*
 	return e, out
 }
 
-func invokeEnv(e *Environment, id, payload string) *Result {
-	res := e.Invoke(context.Background(), &Request{Invocation: runtimeapi.Invocation{ID: id, Payload: []byte(payload)}})
+func invokeEnv(e *Environment, id, payload string) *function.Result {
+	res := e.Invoke(context.Background(), &function.Request{Invocation: runtimeapi.Invocation{ID: id, Payload: []byte(payload)}})
 	e.Settle()
 	return res
 }

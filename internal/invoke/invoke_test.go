@@ -11,28 +11,27 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/pool"
 )
 
 // fakeFunction answers every invoke with fn's result; a hand-written fake.
 type fakeFunction struct {
-	fn func(*environment.Request) (*environment.Result, error)
+	fn func(*function.Request) (*function.Result, error)
 }
 
-func (f fakeFunction) Invoke(_ context.Context, req *environment.Request) (*environment.Result, error) {
+func (f fakeFunction) Invoke(_ context.Context, req *function.Request) (*function.Result, error) {
 	return f.fn(req)
 }
 
-func newServer(fn func(*environment.Request) (*environment.Result, error)) *httptest.Server {
+func newServer(fn func(*function.Request) (*function.Result, error)) *httptest.Server {
 	s := NewServer(nil)
 	s.Add(function.Config{Name: "f", Command: []string{"/b"}}.WithDefaults(), fakeFunction{fn}, nil)
 	return httptest.NewServer(s)
 }
 
-func echo(req *environment.Request) (*environment.Result, error) {
-	return &environment.Result{Payload: req.Payload, ContentType: "application/json"}, nil
+func echo(req *function.Request) (*function.Result, error) {
+	return &function.Result{Payload: req.Payload, ContentType: "application/json"}, nil
 }
 
 func TestLookup(t *testing.T) {
@@ -66,7 +65,7 @@ func TestThrottledAndServiceErrors(t *testing.T) {
 		{pool.ErrThrottled, 429, "TooManyRequestsException"},
 		{context.DeadlineExceeded, 500, "ServiceException"},
 	} {
-		ts := newServer(func(*environment.Request) (*environment.Result, error) { return nil, c.err })
+		ts := newServer(func(*function.Request) (*function.Result, error) { return nil, c.err })
 		resp, err := http.Post(ts.URL+"/2015-03-31/functions/f/invocations", "", strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
@@ -86,7 +85,7 @@ func TestThrottledAndServiceErrors(t *testing.T) {
 
 func TestEmptyPayloadIsEmptyObject(t *testing.T) {
 	got := make(chan string, 1)
-	ts := newServer(func(req *environment.Request) (*environment.Result, error) {
+	ts := newServer(func(req *function.Request) (*function.Result, error) {
 		got <- string(req.Payload)
 		return echo(req)
 	})
