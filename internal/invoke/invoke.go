@@ -80,8 +80,9 @@ func NewServer(log *slog.Logger) *Server {
 const FailedEventsPath = "/lambdabox/functions/{name}/failed-events"
 
 // Add registers a function under cfg.Name, with q for its Event
-// invocations. The first function added also answers to the official
-// emulator's name "function".
+// invocations; a function already registered under that name is replaced
+// (requests that already looked it up finish on it). The first function
+// added also answers to the official emulator's name "function".
 func (s *Server) Add(cfg function.Config, fn Function, q Queue) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -91,6 +92,19 @@ func (s *Server) Add(cfg function.Config, fn Function, q Queue) {
 	}
 }
 
+// Remove unregisters the named function: later requests get
+// ResourceNotFoundException. If it answered to "function", the next
+// function added does.
+func (s *Server) Remove(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.funcs, name)
+	if s.def == name {
+		s.def = ""
+	}
+}
+
+// ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // apiError is an Invoke API error, written once by handle.
@@ -153,7 +167,7 @@ func (s *Server) lookup(name, qualifier string) (entry, *apiError) {
 		qual = qualifier
 	}
 	s.mu.RLock()
-	if fname == "function" && s.funcs["function"].fn == nil {
+	if fname == "function" && s.funcs["function"].fn == nil && s.def != "" {
 		fname = s.def
 	}
 	e, ok := s.funcs[fname]
