@@ -57,7 +57,7 @@ type Config struct {
 	// spec names no driver of its own. Required unless every spec has one.
 	Driver sandbox.Driver
 	// ShutdownTimeout is the grace of the invokes in flight at shutdown;
-	// default DefaultShutdownTimeout.
+	// zero or less: DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// EndGrace, when closed, ends the shutdown grace at once (lambdabox
 	// closes it at a second SIGTERM or SIGINT). Nil: the grace runs out.
@@ -79,9 +79,6 @@ func (c Config) Validate() error {
 			return fmt.Errorf("address %q: %w", a, err)
 		}
 	}
-	if c.ShutdownTimeout < 0 {
-		return fmt.Errorf("shutdown timeout %v: must not be negative", c.ShutdownTimeout)
-	}
 	return nil
 }
 
@@ -97,7 +94,7 @@ type FunctionSpec struct {
 	// fails the Add; the others take free ports. Default "127.0.0.1:0".
 	RuntimeAPIAddr string
 	// MaxConcurrency caps the execution environments, and so the invokes
-	// running at once (reserved concurrency); default 1.
+	// running at once (reserved concurrency); default 10, as pool's.
 	MaxConcurrency int
 	// Queue makes requests past MaxConcurrency wait for an environment, up
 	// to the function's timeout; false answers them ErrThrottled (429).
@@ -182,7 +179,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.APIAddr == "" {
 		cfg.APIAddr = DefaultAPIAddr
 	}
-	if cfg.ShutdownTimeout == 0 {
+	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if cfg.Output == nil {
@@ -360,20 +357,27 @@ func (s *Service) Add(ctx context.Context, spec FunctionSpec) error {
 	}
 	s.funcs[name] = h
 	s.order = append(s.order, name)
-	if err := s.updateAPI(); err != nil {
-		s.forget(name)
-		return errors.Join(err, closeAll())
-	}
 	if h.url != nil {
 		if s.running {
 			if err := s.listen(h.url); err != nil {
 				s.forget(name)
-				_ = s.updateAPI()
 				return errors.Join(err, closeAll())
 			}
-			s.serveFront(h.url)
 		}
 		s.fronts = append(s.fronts, h.url)
+	}
+	if err := s.updateAPI(); err != nil {
+		s.forget(name)
+		if h.url != nil {
+			s.dropFront(h.url)
+			if h.url.ln != nil {
+				h.url.ln.Close()
+			}
+		}
+		return errors.Join(err, closeAll())
+	}
+	if h.url != nil && s.running {
+		s.serveFront(h.url)
 	}
 	if s.running {
 		s.warm(ctx, inst)
@@ -560,12 +564,6 @@ func (s *Service) start(spec FunctionSpec) (*instance, error) {
 	}
 	if drv == nil {
 		return nil, fmt.Errorf("function %s: no sandbox driver", spec.Function.Name)
-	}
-	if spec.MaxConcurrency == 0 {
-		spec.MaxConcurrency = 1
-	}
-	if spec.MaxConcurrency < 0 {
-		return nil, fmt.Errorf("function %s: max concurrency %d: must be positive", spec.Function.Name, spec.MaxConcurrency)
 	}
 	if spec.ExtensionsDir == "" {
 		spec.ExtensionsDir = environment.DefaultExtensionsDir
