@@ -17,8 +17,9 @@ const fakeRuntimeEnv = "LAMBDABOX_SERVICE_FAKE_RUNTIME"
 
 // fakeEvent is what the fake runtime does with an invocation.
 type fakeEvent struct {
-	Op   string `json:"op"`   // "" (echo), "sleep", "error", "exit", "stream", "streamerror"
+	Op   string `json:"op"`   // "" (echo), "sleep", "env", "error", "exit", "stream", "streamerror"
 	MS   int    `json:"ms"`   // for sleep
+	Name string `json:"name"` // for env: the variable answered as data
 	Data any    `json:"data"` // echoed
 }
 
@@ -26,6 +27,7 @@ type fakeEvent struct {
 // FAKE_VERSION of its environment, so tests can tell which code ran.
 type fakeAnswer struct {
 	Version string `json:"v"`
+	PID     int    `json:"pid"`
 	Data    any    `json:"data"`
 }
 
@@ -43,7 +45,16 @@ func runFakeRuntime() {
 		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
 		var ev fakeEvent
 		_ = json.Unmarshal(payload, &ev)
-		answer, _ := json.Marshal(fakeAnswer{Version: version, Data: ev.Data})
+		var http struct {
+			Body string `json:"body"`
+		}
+		if ev.Op == "" && json.Unmarshal(payload, &http) == nil && http.Body != "" {
+			_ = json.Unmarshal([]byte(http.Body), &ev) // a function URL's or route's event
+		}
+		if ev.Op == "env" {
+			ev.Data = os.Getenv(ev.Name)
+		}
+		answer, _ := json.Marshal(fakeAnswer{Version: version, PID: os.Getpid(), Data: ev.Data})
 		fmt.Printf("fake runtime %s: %s\n", version, ev.Op)
 		switch ev.Op {
 		case "sleep":

@@ -107,7 +107,10 @@ func startService(t *testing.T, cfg Config, specs ...FunctionSpec) *running {
 	case err := <-r.done:
 		t.Fatalf("Run: %v", err)
 	}
-	t.Cleanup(func() { r.stop(t) })
+	t.Cleanup(func() {
+		r.stop(t)
+		waitFor(t, "every runtime to end after Run", func() bool { return len(runtimes(t)) == 0 })
+	})
 	return r
 }
 
