@@ -216,6 +216,10 @@ func TestThrottles(t *testing.T) {
 		t.Errorf("%d succeeded and %d were throttled, want 5 and 5", ok, throttled)
 	}
 
+	if err := r.stop(t); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	waitFor(t, "every runtime to end after Run", func() bool { return len(runtimes(t)) == 0 })
 	spec = fakeSpec("q", "v1")
 	spec.MaxConcurrency = 5
 	q := startService(t, Config{}, spec)
