@@ -492,6 +492,10 @@ func (s *Service) Replace(ctx context.Context, spec FunctionSpec) error {
 // close.
 func (s *Service) Remove(ctx context.Context, name string) error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
 	h := s.funcs[name]
 	if h == nil {
 		s.mu.Unlock()

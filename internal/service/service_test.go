@@ -502,3 +502,78 @@ func TestShutdownGrace(t *testing.T) {
 		})
 	}
 }
+
+// After Run, the service refuses changes; Close before Run releases the
+// functions added.
+func TestClosed(t *testing.T) {
+	r := startService(t, Config{}, fakeSpec("f", "v1"))
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	ctx := context.Background()
+	if err := r.Add(ctx, fakeSpec("g", "v1")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Add after Run: %v", err)
+	}
+	if err := r.Replace(ctx, fakeSpec("f", "v2")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Replace after Run: %v", err)
+	}
+	if err := r.Remove(ctx, "f"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Remove after Run: %v", err)
+	}
+	if err := r.Run(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("second Run: %v", err)
+	}
+
+	drv, err := process.New(process.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer drv.Close(ctx)
+	s, err := New(Config{Driver: drv, Output: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := fakeSpec("p", "v1")
+	spec.RuntimeAPIAddr = "127.0.0.1:0"
+	if err := s.Add(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("Close before Run: %v", err)
+	}
+	if err := s.Run(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Run after Close: %v", err)
+	}
+}
+
+// Bad input gets a clear error, never a crash.
+func TestBadInput(t *testing.T) {
+	if _, err := New(Config{InvokeAddr: "no-port"}); err == nil {
+		t.Error("New accepted an address without a port")
+	}
+	s, err := New(Config{Output: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	defer s.Close(ctx)
+	for name, spec := range map[string]FunctionSpec{
+		"no driver":      fakeSpec("a", "v1"),
+		"no command":     {Function: function.Config{Name: "b"}},
+		"bad name":       {Function: function.Config{Name: "a/b", Command: []string{"x"}}},
+		"negative limit": {Function: function.Config{Name: "c", Command: []string{"x"}}, MaxConcurrency: -1},
+	} {
+		if name != "no driver" {
+			spec.Driver = &process.Driver{}
+		}
+		err := s.Add(ctx, spec)
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		t.Logf("%s: %v", name, err)
+	}
+	if got := s.Functions(); len(got) != 0 {
+		t.Errorf("functions after failed Adds: %v", got)
+	}
+}
