@@ -530,12 +530,16 @@ func readLines(path string) map[string]bool {
 	return set
 }
 
-// dirIDs is the set of request ids with a <id>.json file in dir.
+// dirIDs is the set of request ids with a file in dir: <id>.event for a
+// pending event, <id>.json for a failure record.
 func dirIDs(dir string) map[string]bool {
 	set := map[string]bool{}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	for _, f := range files {
-		set[strings.TrimSuffix(filepath.Base(f), ".json")] = true
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		name := e.Name()
+		if ext := filepath.Ext(name); ext == ".event" || ext == ".json" {
+			set[strings.TrimSuffix(name, ext)] = true
+		}
 	}
 	return set
 }

@@ -161,7 +161,9 @@ func TestAsyncBacklogMemoryIsBounded(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			if rss := peakRSS(t, e.cmd.Process.Pid); rss > bound {
+			// The race detector's shadow memory multiplies every
+			// allocation: the bound speaks of the real binary.
+			if rss := peakRSS(t, e.cmd.Process.Pid); rss > bound && !raceBuild() {
 				t.Errorf("peak RSS %d MB after %d events of 1 MiB, want at most %d MB", rss>>20, events, bound>>20)
 			}
 			accepted := statuses[http.StatusAccepted]
