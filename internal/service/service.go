@@ -155,6 +155,7 @@ type Service struct {
 	out    io.Writer
 	track  *tracker
 	invoke *invoke.Server
+	invFr  *front    // the Invoke API's front, also fronts[0]
 	api    swappable // the API Gateway emulation's current router
 
 	mu      sync.Mutex // guards what follows, and serialises Add/Replace/Remove
@@ -197,7 +198,8 @@ func New(cfg Config) (*Service, error) {
 		errc:   make(chan error, 16),
 		ready:  make(chan struct{}),
 	}
-	s.fronts = []*front{{name: "Invoke API", addr: cfg.InvokeAddr, handler: s.invoke}}
+	s.invFr = &front{name: "Invoke API", addr: cfg.InvokeAddr, handler: s.invoke}
+	s.fronts = []*front{s.invFr}
 	return s, nil
 }
 
@@ -275,7 +277,11 @@ func (h *handle) current() *instance {
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
 // InvokeAddr is the address the Invoke API listens on, once Ready.
-func (s *Service) InvokeAddr() string { return s.fronts[0].Addr() }
+func (s *Service) InvokeAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.invFr.Addr()
+}
 
 // APIAddr is the address of the API Gateway emulation, once Ready and
 // once any function has routes; else "".

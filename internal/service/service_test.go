@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -575,5 +576,62 @@ func TestBadInput(t *testing.T) {
 	}
 	if got := s.Functions(); len(got) != 0 {
 		t.Errorf("functions after failed Adds: %v", got)
+	}
+}
+
+// Replaces of one function, Adds and Removes of another, and invokes of
+// the first, all at once: every invoke of the first succeeds, and the
+// race detector sees no race.
+func TestConcurrentChanges(t *testing.T) {
+	a := fakeSpec("a", "v0")
+	a.FunctionURL = "127.0.0.1:0"
+	a.Routes = []httpfront.Route{{Method: "GET", Path: "/a", Version: "2.0"}}
+	r := startService(t, Config{}, a)
+	ctx := context.Background()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for i := 0; i < 500 && !stop.Load(); i++ {
+				if resp, body := r.invoke(t, "a", `{}`); resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" {
+					t.Errorf("invoke of a: %d %s", resp.StatusCode, body)
+					return
+				}
+				_ = r.InvokeAddr() + r.APIAddr() + r.FunctionURLAddr("a")
+				_ = r.Functions()
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 5 {
+			b := fakeSpec("b", "b")
+			b.Routes = []httpfront.Route{{Method: "GET", Path: "/b", Version: "2.0"}}
+			if err := r.Add(ctx, b); err != nil {
+				t.Errorf("Add b #%d: %v", i, err)
+				return
+			}
+			if err := r.Remove(ctx, "b"); err != nil {
+				t.Errorf("Remove b #%d: %v", i, err)
+				return
+			}
+		}
+	})
+	for i := range 5 {
+		next := fakeSpec("a", "v"+strconv.Itoa(i+1))
+		next.FunctionURL, next.Routes = a.FunctionURL, a.Routes
+		if err := r.Replace(ctx, next); err != nil {
+			t.Errorf("Replace #%d: %v", i, err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if _, body := r.invoke(t, "a", `{}`); version(t, body) != "v5" {
+		t.Errorf("after five Replaces: %s", body)
+	}
+	if resp, body := do(t, http.MethodGet, "http://"+r.FunctionURLAddr("a")+"/", ""); version(t, body) != "v5" {
+		t.Errorf("function URL after five Replaces: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := do(t, http.MethodGet, "http://"+r.APIAddr()+"/a", ""); version(t, body) != "v5" {
+		t.Errorf("route after five Replaces: %d %s", resp.StatusCode, body)
 	}
 }
