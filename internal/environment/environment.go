@@ -88,7 +88,8 @@ type Environment struct {
 	logs     *logSink
 
 	// The state below is only touched by the caller's serialised calls.
-	proc      sandbox.Env
+	sbx       sandbox.Env  // the running environment's processes
+	proc      sandbox.Proc // its runtime
 	exts      []extProc
 	extDied   chan extProc // an external extension exited
 	gen       runtimeapi.Generation
@@ -118,9 +119,23 @@ func New(cfg Config) (*Environment, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.Listen("tcp", cfg.RuntimeAPIAddr)
+	// A driver whose processes cannot reach the configured address says
+	// where to listen, and how its processes reach that.
+	listen := cfg.RuntimeAPIAddr
+	network, hasNetwork := cfg.Driver.(sandbox.Network)
+	if hasNetwork {
+		var err error
+		if listen, err = network.ListenAddr(listen); err != nil {
+			return nil, fmt.Errorf("choosing where to listen for the Runtime API: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return nil, fmt.Errorf("listening for the Runtime API on %s: %w", cfg.RuntimeAPIAddr, err)
+		return nil, fmt.Errorf("listening for the Runtime API on %s: %w", listen, err)
+	}
+	reach := ln.Addr().String()
+	if hasNetwork {
+		reach = network.RuntimeAPI(reach)
 	}
 	f := cfg.Function
 	e := &Environment{
@@ -148,7 +163,7 @@ func New(cfg Config) (*Environment, error) {
 	mux.Handle("/", e.api) // answers unknown paths in the Runtime API's shape
 	// No body-read timeout: a streamed response is a body as long as the invoke.
 	e.srv = httpserver.New(httpserver.Config{Handler: mux, BodyReadTimeout: -1, Log: e.log})
-	e.environ = f.Environ(function.Instance{RuntimeAPI: ln.Addr().String(), InitType: cfg.InitType})
+	e.environ = f.Environ(function.Instance{RuntimeAPI: reach, InitType: cfg.InitType})
 	go func() { _ = e.srv.Serve(ln) }()
 	return e, nil
 }
@@ -395,10 +410,7 @@ func (e *Environment) init(ctx context.Context, id string, limit time.Time) (res
 	}
 	timer := time.NewTimer(time.Until(limit))
 	defer timer.Stop()
-	resp, timedOut = e.startExtensions(ctx, id, timer.C)
-	if resp == nil && !timedOut {
-		resp = e.startRuntime(ctx, id)
-	}
+	resp, timedOut = e.start(ctx, id, timer.C)
 	for resp == nil && !timedOut {
 		changed := e.ext.Changed()
 		if isClosed(e.gen.Ready) && e.ext.Ready() {
@@ -433,41 +445,59 @@ func (e *Environment) init(ctx context.Context, id string, limit time.Time) (res
 	return resp, timedOut
 }
 
-// startRuntime launches the runtime; a failure is the invoke's response.
-func (e *Environment) startRuntime(ctx context.Context, id string) *runtimeapi.Response {
-	out, err := e.pipe("function")
-	if err == nil {
-		e.proc, err = e.start(ctx, e.cfg.Command[0], e.cfg.Command[1:], out)
-		_ = out.Close()
+// start has the driver start the environment: the external extensions,
+// which it waits for until each has registered (or one exits, or the
+// Init timer fires), then the runtime. A failure is the invoke's
+// response.
+func (e *Environment) start(ctx context.Context, id string, timeout <-chan time.Time) (resp *runtimeapi.Response, timedOut bool) {
+	if e.sbx != nil {
+		// The runtime died while idle and left its extensions: end them.
+		stopped, cancel := context.WithCancel(ctx)
+		cancel()
+		_ = e.sbx.Stop(stopped)
+		e.sbx, e.exts, e.extDied = nil, nil, nil
 	}
+	e.ext.Reset(nil) // registration is open, for internal extensions too
+	spec := sandbox.Spec{
+		Path: e.cfg.Command[0], Args: e.cfg.Command[1:], Env: e.environ, Dir: e.cfg.Dir,
+		ExtensionsDir: e.extDir,
+		Output:        e.output,
+		Found:         e.ext.Reset,
+		BeforeRuntime: func(exts []sandbox.Extension) bool {
+			resp, timedOut = e.awaitExtensions(id, exts, timeout)
+			return resp == nil && !timedOut
+		},
+	}
+	env, err := e.driver.Start(ctx, spec)
 	if err != nil {
+		var xe *sandbox.ExtensionError
+		if errors.As(err, &xe) {
+			e.log.Error("starting an extension", "extension", xe.Name, "error", xe.Err)
+			return runtimeapi.ErrorResponse("Extension.LaunchError", requestPrefix(id)+xe.Error()), false
+		}
 		e.log.Error("starting the runtime", "error", err)
 		var ee *sandbox.EntrypointError
 		if errors.As(err, &ee) {
-			return runtimeapi.ErrorResponse("Runtime.InvalidEntrypoint", requestPrefix(id)+ee.Error())
+			return runtimeapi.ErrorResponse("Runtime.InvalidEntrypoint", requestPrefix(id)+ee.Error()), false
 		}
-		return runtimeapi.ErrorResponse("Runtime.Unknown", requestPrefix(id)+err.Error())
+		return runtimeapi.ErrorResponse("Runtime.Unknown", requestPrefix(id)+err.Error()), false
 	}
-	return nil
+	e.sbx = env
+	if rt := env.Runtime(); rt != nil {
+		e.proc = rt
+	}
+	return resp, timedOut
 }
 
-// pipe returns the write end of a new pipe whose lines reach the log sink
-// as kind ("function" or "extension"). The caller closes it once the
-// processes that write to it have started.
-func (e *Environment) pipe(kind string) (*os.File, error) {
+// output gives each process of the environment a pipe whose lines reach
+// the log sink as its kind ("function" or "extension").
+func (e *Environment) output(p sandbox.Process) (*os.File, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("creating the log pipe: %w", err)
 	}
-	e.logs.attach(kind, pr)
+	e.logs.attach(p, pr)
 	return pw, nil
-}
-
-// start launches one process of the environment writing to out.
-func (e *Environment) start(ctx context.Context, path string, args []string, out *os.File) (sandbox.Env, error) {
-	return e.driver.Start(ctx, sandbox.Spec{
-		Path: path, Args: args, Env: e.environ, Dir: e.cfg.Dir, Stdout: out, Stderr: out,
-	})
 }
 
 // running reports whether a runtime has finished Init and is still alive.
@@ -518,10 +548,13 @@ func (e *Environment) shutdown(ctx context.Context, reason string, runtimeGrace 
 		e.waitExtensionsGone(flushCtx)
 		cancel()
 	}
-	for _, x := range e.exts {
+	if e.sbx != nil {
 		killCtx, cancel := context.WithCancel(ctx)
-		cancel() // no grace left: SIGTERM then SIGKILL at once
-		_ = x.env.Stop(killCtx)
+		cancel() // no grace left: SIGTERM then SIGKILL at once, to all
+		if err := e.sbx.Stop(killCtx); err != nil {
+			e.log.Error("stopping the environment", "error", err)
+		}
+		e.sbx = nil
 	}
 	e.exts = nil
 	e.extDied = nil
@@ -548,7 +581,7 @@ func (e *Environment) internalExtensions() int {
 }
 
 func (e *Environment) measureMemory() {
-	m, ok := e.proc.(sandbox.MemoryReporter)
+	m, ok := e.sbx.(sandbox.MemoryReporter)
 	if !ok {
 		return
 	}

@@ -44,7 +44,7 @@ func newTestEnvConfig(t *testing.T, d *sandboxtest.Driver, set func(*Config)) (*
 	t.Helper()
 	out := &syncBuffer{}
 	cfg := Config{
-		Function:       function.Config{Command: []string{"bootstrap"}, Dir: t.TempDir(), Timeout: time.Second}.WithDefaults(),
+		Function:       testFunction(t),
 		Driver:         d,
 		RuntimeAPIAddr: "127.0.0.1:0",
 		ExtensionsDir:  t.TempDir(),
@@ -63,6 +63,11 @@ func newTestEnvConfig(t *testing.T, d *sandboxtest.Driver, set func(*Config)) (*
 		}
 	})
 	return e, out
+}
+
+// testFunction is the function of the tests' environments: a 1 s timeout.
+func testFunction(t *testing.T) function.Config {
+	return function.Config{Command: []string{"bootstrap"}, Dir: t.TempDir(), Timeout: time.Second}.WithDefaults()
 }
 
 func invokeEnv(e *Environment, id, payload string) *function.Result {

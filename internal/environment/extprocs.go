@@ -2,9 +2,6 @@ package environment
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
@@ -14,53 +11,24 @@ import (
 // extProc is a running external extension.
 type extProc struct {
 	name string
-	env  sandbox.Env
+	env  sandbox.Proc
 }
 
-// externalExtensions lists the executables in the extensions directory, in
-// name order.
-func (e *Environment) externalExtensions() []string {
-	entries, err := os.ReadDir(e.extDir)
-	if err != nil {
-		return nil
-	}
-	var names []string
-	for _, de := range entries {
-		info, err := de.Info()
-		if err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
-			continue
-		}
-		names = append(names, de.Name())
-	}
-	sort.Strings(names)
-	return names
-}
-
-// startExtensions launches the external extensions and waits until each
-// has registered. It opens registration for internal extensions too.
-func (e *Environment) startExtensions(ctx context.Context, id string, timeout <-chan time.Time) (*runtimeapi.Response, bool) {
-	names := e.externalExtensions()
-	e.ext.Reset(names)
-	if len(names) == 0 {
+// awaitExtensions watches the external extensions the driver started and
+// waits until each has registered, one exits, or timeout fires (timedOut).
+func (e *Environment) awaitExtensions(id string, exts []sandbox.Extension, timeout <-chan time.Time) (resp *runtimeapi.Response, timedOut bool) {
+	if len(exts) == 0 {
 		return nil, false
 	}
-	e.extDied = make(chan extProc, len(names))
-	out, err := e.pipe("extension")
-	if err != nil {
-		return runtimeapi.ErrorResponse("Extension.LaunchError", requestPrefix(id)+err.Error()), false
-	}
-	defer out.Close()
-	for _, name := range names {
-		env, err := e.start(ctx, filepath.Join(e.extDir, name), nil, out)
-		if err != nil {
-			e.log.Error("starting an extension", "extension", name, "error", err)
-			return runtimeapi.ErrorResponse("Extension.LaunchError", requestPrefix(id)+"extension "+name+": "+err.Error()), false
-		}
-		x := extProc{name: name, env: env}
-		e.exts = append(e.exts, x)
+	names := make([]string, len(exts))
+	e.extDied = make(chan extProc, len(exts))
+	for i, x := range exts {
+		names[i] = x.Name
+		p := extProc{name: x.Name, env: x.Proc}
+		e.exts = append(e.exts, p)
 		go func(died chan<- extProc) {
-			<-env.Done()
-			died <- x
+			<-p.env.Done()
+			died <- p
 		}(e.extDied)
 	}
 	for !e.ext.Registered(names) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lambdabox/lambdabox/internal/sandbox"
 )
 
 // maxLogLine is where a long line is cut, as CloudWatch Logs does.
@@ -65,15 +67,17 @@ func (s *logSink) end() []byte {
 	return b
 }
 
-// attach starts pumping r (the read end of a stdout and stderr pipe) into
-// the sink, line by line; kind is "function" for the runtime's pipe and
-// "extension" for the extensions'. A new runtime's pipe replaces the old.
-func (s *logSink) attach(kind string, r *os.File) {
-	p := &pump{sink: s, kind: kind, r: r, progress: make(chan struct{}, 1)}
+// attach starts pumping r (the read end of a stdout and stderr pipe of
+// the process who) into the sink, line by line, as who's kind: "function"
+// for the runtime, "extension" for an extension. A new pipe of the same
+// process replaces the old, and pipes whose writers have all gone are
+// dropped.
+func (s *logSink) attach(who sandbox.Process, r *os.File) {
+	p := &pump{sink: s, who: who, kind: string(who.Kind), r: r, progress: make(chan struct{}, 1)}
 	s.mu.Lock()
 	kept := s.pumps[:0]
 	for _, q := range s.pumps {
-		if q.kind != kind {
+		if q.who != who && !q.ended.Load() {
 			kept = append(kept, q)
 		}
 	}
@@ -96,7 +100,9 @@ func (s *logSink) flush() {
 
 type pump struct {
 	sink      *logSink
+	who       sandbox.Process
 	kind      string
+	ended     atomic.Bool // the pipe reached EOF and is closed
 	r         *os.File
 	pulled    atomic.Int64  // bytes read from the pipe
 	processed atomic.Int64  // bytes read and handed on (whole lines) or held (a partial line)
@@ -104,6 +110,7 @@ type pump struct {
 }
 
 func (p *pump) run() {
+	defer p.ended.Store(true)
 	defer p.r.Close()
 	buf := make([]byte, 64*1024)
 	var partial []byte

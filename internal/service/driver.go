@@ -28,7 +28,27 @@ type tracked struct {
 	t *tracker
 }
 
-var _ sandbox.Driver = (*tracked)(nil)
+// trackedNetwork is a tracked driver that keeps its sandbox.Network.
+type trackedNetwork struct {
+	*tracked
+	sandbox.Network
+}
+
+var (
+	_ sandbox.Driver  = (*tracked)(nil)
+	_ sandbox.Driver  = (*trackedNetwork)(nil)
+	_ sandbox.Network = (*trackedNetwork)(nil)
+)
+
+// track wraps d so that t knows the environments it starts. The optional
+// interfaces of a driver (sandbox.Network) stay visible through it.
+func track(d sandbox.Driver, t *tracker) sandbox.Driver {
+	td := &tracked{Driver: d, t: t}
+	if n, ok := d.(sandbox.Network); ok {
+		return &trackedNetwork{tracked: td, Network: n}
+	}
+	return td
+}
 
 // Start implements sandbox.Driver.
 func (d *tracked) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Env, error) {

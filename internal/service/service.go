@@ -578,7 +578,7 @@ func (s *Service) start(spec FunctionSpec) (*instance, error) {
 	if spec.ExtensionsDir == "" {
 		spec.ExtensionsDir = environment.DefaultExtensionsDir
 	}
-	tracked := &tracked{Driver: drv, t: s.track}
+	tracked := track(drv, s.track)
 	log := s.log
 	newEnv := func(addr string, provisioned bool) (*environment.Environment, error) {
 		initType := ""

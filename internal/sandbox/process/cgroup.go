@@ -167,9 +167,26 @@ func removeStaleCgroups(parent string, log *slog.Logger) {
 // describe says where runtimes are contained.
 func (c *cgroups) describe() string { return "cgroup v2 at " + c.dir }
 
-// newGroup makes the cgroup of one environment and has cmd start in it.
-func (c *cgroups) newGroup(cmd *exec.Cmd) (group, error) {
+// newEnv makes the environment's cgroup; each of its processes gets one
+// below it.
+func (c *cgroups) newEnv() (envGroup, error) {
 	dir := filepath.Join(c.dir, "env-"+strconv.FormatInt(c.next.Add(1), 10))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating a cgroup: %w", err)
+	}
+	return &cgroupEnv{dir: dir}, nil
+}
+
+// cgroupEnv is the cgroup of one environment: every process of the
+// environment runs in a cgroup below it.
+type cgroupEnv struct {
+	dir string
+}
+
+// newGroup makes a cgroup for one process of the environment, and has cmd
+// start in it.
+func (e *cgroupEnv) newGroup(cmd *exec.Cmd, name string) (group, error) {
+	dir := filepath.Join(e.dir, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating a cgroup: %w", err)
 	}
@@ -182,6 +199,14 @@ func (c *cgroups) newGroup(cmd *exec.Cmd) (group, error) {
 	cmd.SysProcAttr.CgroupFD = int(fd.Fd())
 	return &cgroup{dir: dir, fd: fd}, nil
 }
+
+func (e *cgroupEnv) pids() []int { return cgroupPids(e.dir) }
+
+func (e *cgroupEnv) signal(sig syscall.Signal) { signalAll(e.pids(), sig) }
+
+func (e *cgroupEnv) kill(deadline time.Time) error { return killCgroup(e.dir, deadline) }
+
+func (e *cgroupEnv) release() error { return removeCgroup(e.dir) }
 
 // close kills whatever is left in the driver's cgroups and removes them.
 func (c *cgroups) close(deadline time.Time) error {
@@ -207,15 +232,22 @@ func (g *cgroup) started(pid int) {
 }
 
 // pids lists the processes in the cgroup.
-func (g *cgroup) pids() []int {
-	b, err := os.ReadFile(filepath.Join(g.dir, "cgroup.procs"))
-	if err != nil {
-		return nil
-	}
+func (g *cgroup) pids() []int { return cgroupPids(g.dir) }
+
+// cgroupPids lists the processes in dir and the cgroups below it.
+func cgroupPids(dir string) []int {
 	var out []int
-	for _, f := range bytes.Fields(b) {
-		if pid, err := strconv.Atoi(string(f)); err == nil {
-			out = append(out, pid)
+	if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+		for _, f := range bytes.Fields(b) {
+			if pid, err := strconv.Atoi(string(f)); err == nil {
+				out = append(out, pid)
+			}
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, cgroupPids(filepath.Join(dir, e.Name()))...)
 		}
 	}
 	return out

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,17 +72,35 @@ var _ sandbox.Driver = (*Driver)(nil)
 
 // container is a containment mechanism: cgroups or subreaper.
 type container interface {
-	// newGroup prepares cmd to start in a group of its own.
-	newGroup(cmd *exec.Cmd) (group, error)
+	// newEnv prepares the group of one environment.
+	newEnv() (envGroup, error)
 	// describe names the mechanism for the log.
 	describe() string
 	// close kills what is left of every group and releases the mechanism.
 	close(deadline time.Time) error
 }
 
-// group holds the processes of one environment.
+// envGroup holds every process of one environment, in a group per
+// process.
+type envGroup interface {
+	// newGroup prepares cmd to start in a group of its own within the
+	// environment's; name is unique in the environment.
+	newGroup(cmd *exec.Cmd, name string) (group, error)
+	// pids lists every process of the environment.
+	pids() []int
+	// signal sends sig to every process of the environment.
+	signal(sig syscall.Signal)
+	// kill kills every process of the environment and returns once none
+	// is left, or an error wrapping errStillRunning at deadline.
+	kill(deadline time.Time) error
+	// release frees the environment's groups, once they are empty.
+	release() error
+}
+
+// group holds the processes of one process of an environment: it and
+// what it started.
 type group interface {
-	// started is told the runtime's pid once it runs.
+	// started is told the process's pid once it runs.
 	started(pid int)
 	// pids lists the processes in the group.
 	pids() []int
@@ -147,29 +166,69 @@ func (d *Driver) Close(ctx context.Context) error {
 	return d.c.close(deadline)
 }
 
-// Start implements sandbox.Driver.
+// Start implements sandbox.Driver: the environment gets a group (a cgroup,
+// or a marker under the subreaper) holding a group for each of its
+// processes, the extensions first, in name order, then the runtime.
 func (d *Driver) Start(_ context.Context, spec sandbox.Spec) (sandbox.Env, error) {
+	names := sandbox.FindExtensions(spec.ExtensionsDir)
 	if err := checkExecutable(spec.Path); err != nil {
+		// The runtime would not run: fail before starting the extensions.
 		return nil, fmt.Errorf("starting %s: %w", spec.Path, err)
 	}
-	cmd := exec.Command(spec.Path, spec.Args...)
+	eg, err := d.c.newEnv()
+	if err != nil {
+		return nil, fmt.Errorf("starting an environment: %w", err)
+	}
+	e := &env{eg: eg, done: make(chan struct{})}
+	fail := func(err error) (sandbox.Env, error) {
+		e.killAll()
+		return nil, err
+	}
+	if spec.Found != nil && len(names) > 0 {
+		spec.Found(names)
+	}
+	for i, name := range names {
+		path := filepath.Join(spec.ExtensionsDir, name)
+		p, err := e.start(spec, sandbox.Process{Kind: sandbox.KindExtension, Name: name}, path, nil, "ext-"+strconv.Itoa(i))
+		if err != nil {
+			return fail(&sandbox.ExtensionError{Name: name, Err: fmt.Errorf("starting %s: %w", path, err)})
+		}
+		e.exts = append(e.exts, sandbox.Extension{Name: name, Proc: p})
+	}
+	if spec.BeforeRuntime != nil && !spec.BeforeRuntime(e.Extensions()) {
+		go e.wait()
+		return e, nil
+	}
+	rt, err := e.start(spec, sandbox.Process{Kind: sandbox.KindFunction}, spec.Path, spec.Args, "runtime")
+	if err != nil {
+		return fail(fmt.Errorf("starting %s: %w", spec.Path, err))
+	}
+	e.runtime = rt
+	go e.wait()
+	return e, nil
+}
+
+// start launches one process of the environment in a group of its own.
+func (e *env) start(spec sandbox.Spec, which sandbox.Process, path string, args []string, group string) (*proc, error) {
+	cmd := exec.Command(path, args...)
 	cmd.Env = spec.Env
 	cmd.Dir = spec.Dir
-	if spec.Stdout != nil {
-		cmd.Stdout = spec.Stdout
-	}
-	if spec.Stderr != nil {
-		cmd.Stderr = spec.Stderr
+	if spec.Output != nil {
+		out, err := spec.Output(which)
+		if err != nil {
+			return nil, err
+		}
+		defer out.Close()
+		cmd.Stdout, cmd.Stderr = out, out
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	g, err := d.c.newGroup(cmd)
+	g, err := e.eg.newGroup(cmd, group)
 	if err != nil {
-		return nil, fmt.Errorf("starting %s: %w", spec.Path, err)
+		return nil, err
 	}
-	err = theReaper.start(cmd)
-	if err != nil {
+	if err := theReaper.start(cmd); err != nil {
 		_ = g.release()
-		return nil, fmt.Errorf("starting %s: %w", spec.Path, &sandbox.EntrypointError{Err: err})
+		return nil, &sandbox.EntrypointError{Err: err}
 	}
 	g.started(cmd.Process.Pid)
 	p := &proc{cmd: cmd, pid: cmd.Process.Pid, g: g, done: make(chan struct{})}
@@ -247,11 +306,8 @@ type proc struct {
 	children uint64    // the others' summed peak at that walk
 }
 
-// proc implements sandbox.Env and sandbox.MemoryReporter.
-var (
-	_ sandbox.Env            = (*proc)(nil)
-	_ sandbox.MemoryReporter = (*proc)(nil)
-)
+// proc implements sandbox.Proc.
+var _ sandbox.Proc = (*proc)(nil)
 
 // killWait bounds how long killing a group may take; only a process stuck
 // in the kernel takes longer.
@@ -290,13 +346,15 @@ func (p *proc) wait() {
 	close(p.done)
 }
 
-// Done implements sandbox.Env: closed once the runtime and every process
+// Done implements sandbox.Proc: closed once the process and every process
 // it started have ended.
-func (p *proc) Done() <-chan struct{}    { return p.done }
+func (p *proc) Done() <-chan struct{} { return p.done }
+
+// Exit implements sandbox.Proc.
 func (p *proc) Exit() sandbox.ExitStatus { return p.exit }
 
-// Stop implements sandbox.Env: SIGTERM to every process of the
-// environment, then SIGKILL to all when ctx expires.
+// Stop implements sandbox.Proc: SIGTERM to the process and what it
+// started, then SIGKILL to all when ctx expires.
 func (p *proc) Stop(ctx context.Context) error {
 	select {
 	case <-p.done:
@@ -316,6 +374,111 @@ func (p *proc) Stop(ctx context.Context) error {
 	case <-time.After(5 * time.Second):
 		return errors.Join(kerr, fmt.Errorf("process %d did not exit after SIGKILL", p.pid))
 	}
+}
+
+// env is one environment: its processes, and the group holding them all.
+type env struct {
+	eg      envGroup
+	runtime *proc // nil when BeforeRuntime kept it from starting
+	exts    []sandbox.Extension
+	done    chan struct{}
+}
+
+// env implements sandbox.Env and sandbox.MemoryReporter.
+var (
+	_ sandbox.Env            = (*env)(nil)
+	_ sandbox.MemoryReporter = (*env)(nil)
+)
+
+// Runtime implements sandbox.Env.
+func (e *env) Runtime() sandbox.Proc {
+	if e.runtime == nil {
+		return nil
+	}
+	return e.runtime
+}
+
+// Extensions implements sandbox.Env.
+func (e *env) Extensions() []sandbox.Extension { return append([]sandbox.Extension(nil), e.exts...) }
+
+// Done implements sandbox.Env: closed once every process has exited and
+// the environment's group is empty and released.
+func (e *env) Done() <-chan struct{} { return e.done }
+
+// procs lists the environment's processes.
+func (e *env) procs() []*proc {
+	var ps []*proc
+	for _, x := range e.exts {
+		ps = append(ps, x.Proc.(*proc))
+	}
+	if e.runtime != nil {
+		ps = append(ps, e.runtime)
+	}
+	return ps
+}
+
+// wait closes done once every process has exited, and then ends what is
+// left in the environment's group.
+func (e *env) wait() {
+	for _, p := range e.procs() {
+		<-p.done
+	}
+	if err := e.eg.kill(time.Now().Add(killWait)); err == nil {
+		_ = e.eg.release()
+	}
+	close(e.done)
+}
+
+// killAll ends a start that failed half way: whatever started is killed
+// and reaped, and the groups released.
+func (e *env) killAll() {
+	_ = e.eg.kill(time.Now().Add(killWait))
+	for _, p := range e.procs() {
+		<-p.done
+	}
+	_ = e.eg.release()
+}
+
+// Stop implements sandbox.Env: SIGTERM to every process of the
+// environment, then SIGKILL to all when ctx expires.
+func (e *env) Stop(ctx context.Context) error {
+	select {
+	case <-e.done:
+		return nil
+	default:
+	}
+	e.eg.signal(syscall.SIGTERM)
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+	}
+	kerr := e.eg.kill(time.Now().Add(killWait))
+	select {
+	case <-e.done:
+		return nil
+	case <-time.After(5 * time.Second):
+		return errors.Join(kerr, errors.New("environment did not end after SIGKILL"))
+	}
+}
+
+// MaxMemory implements sandbox.MemoryReporter: the sum of the peaks of
+// every process of the environment and of what each started.
+func (e *env) MaxMemory() (uint64, error) {
+	var sum uint64
+	var errs []error
+	for _, p := range e.procs() {
+		m, err := p.MaxMemory()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sum += m
+	}
+	if sum == 0 && len(errs) > 0 {
+		return 0, errors.Join(errs...)
+	}
+	return sum, nil
 }
 
 // descendantsEvery is how often MaxMemory lists the environment's other

@@ -17,12 +17,14 @@ import (
 	"time"
 
 	"github.com/lambdabox/lambdabox/internal/sandbox"
+	"github.com/lambdabox/lambdabox/internal/sandbox/sandboxtest"
 )
 
 // helperEnv makes the test binary, started by a test, play a process.
 const helperEnv = "LAMBDABOX_PROCESS_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	sandboxtest.RunFake()
 	if mode := os.Getenv(helperEnv); mode != "" {
 		runHelper(mode)
 		return
@@ -157,7 +159,7 @@ func TestEscapingChildrenEndWithTheEnvironment(t *testing.T) {
 					env, err := d.Start(context.Background(), sandbox.Spec{
 						Path:   os.Args[0],
 						Env:    append(os.Environ(), helperEnv+"=runtime-"+how+"-"+end, "PIDFILE="+pidFile, "ALLOC=48"),
-						Stdout: pw, Stderr: pw,
+						Output: func(sandbox.Process) (*os.File, error) { return pw, nil },
 					})
 					pw.Close()
 					if err != nil {
@@ -244,7 +246,7 @@ func TestExitStatus(t *testing.T) {
 				t.Fatal(err)
 			}
 			<-env.Done()
-			if got := env.Exit().String(); got != want {
+			if got := env.Runtime().Exit().String(); got != want {
 				t.Errorf("%s: %s: %s, want %s", name, args, got, want)
 			}
 		}
@@ -473,4 +475,104 @@ func maxMemoryAfterExit(t *testing.T, d *Driver) {
 	if err != nil || b < 50<<20 {
 		t.Errorf("MaxMemory after exit = %d, %v; want at least 50 MiB", b, err)
 	}
+}
+
+// TestConformance runs each containment mechanism through the suite every
+// sandbox driver passes, with this test binary as the runtime and the
+// extensions.
+func TestConformance(t *testing.T) {
+	for _, c := range []Containment{Cgroup, Subreaper} {
+		t.Run(string(c), func(t *testing.T) {
+			if _, err := New(Config{Containment: c}); err != nil {
+				t.Skip("not on this machine:", err)
+			}
+			sandboxtest.Conformance(t, sandboxtest.Harness{
+				Driver: func(t *testing.T) sandbox.Driver {
+					d, err := New(Config{Containment: c})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() {
+						if err := d.Close(context.Background()); err != nil {
+							t.Errorf("Close: %v", err)
+						}
+					})
+					return d
+				},
+				Runtime:   []string{os.Args[0]},
+				Processes: true,
+			})
+		})
+	}
+}
+
+// Every process of an environment, extensions and what they started
+// included, is in the environment's one group: a cgroup below the
+// environment's, or a marker below its id. Stop ends them all.
+func TestOneGroupPerEnvironment(t *testing.T) {
+	for name, d := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			pidFile := filepath.Join(dir, "pid")
+			ext := "#!/bin/sh\nsetsid sleep 600 </dev/null >/dev/null 2>&1 &\necho $! >" + pidFile + "\nexec sleep 600\n"
+			if err := os.WriteFile(filepath.Join(dir, "ext"), []byte(ext), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			se, err := d.Start(context.Background(), sandbox.Spec{Path: "/bin/sleep", Args: []string{"600"}, ExtensionsDir: dir, Env: os.Environ()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			escaped := waitPid(t, pidFile)
+			e := se.(*env)
+			rt, x := e.runtime.pid, e.exts[0].Proc.(*proc).pid
+			switch name {
+			case string(Cgroup):
+				if a, b := filepath.Dir(cgroupOf(t, rt)), filepath.Dir(cgroupOf(t, x)); a != b {
+					t.Errorf("runtime in %s, extension in %s: want one environment cgroup", a, b)
+				}
+				if got := filepath.Dir(cgroupOf(t, escaped)); got != filepath.Dir(cgroupOf(t, rt)) {
+					t.Errorf("the extension's escaped child is in %s", got)
+				}
+			case string(Subreaper):
+				a, b := environValue(rt, markerKey), environValue(x, markerKey)
+				if a == "" || a == b || a[:strings.LastIndexByte(a, '.')] != b[:strings.LastIndexByte(b, '.')] {
+					t.Errorf("markers %q and %q: want one environment's id with a process each", a, b)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := se.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if st := readState(escaped); st != "" && st != "Z" {
+				_ = syscall.Kill(escaped, syscall.SIGKILL)
+				t.Errorf("the extension's escaped child %d outlived Stop (state %s)", escaped, st)
+			}
+		})
+	}
+}
+
+// cgroupOf is the cgroup v2 path of pid.
+func cgroupOf(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p
+		}
+	}
+	t.Fatalf("no cgroup v2 for %d: %s", pid, b)
+	return ""
+}
+
+// readState is pid's state letter, "" once it is gone.
+func readState(pid int) string {
+	st, err := readStat(pid)
+	if err != nil {
+		return ""
+	}
+	return string(st.state)
 }

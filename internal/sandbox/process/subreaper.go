@@ -1,11 +1,13 @@
 package process
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,14 +59,69 @@ func killStaleMarked(log *slog.Logger) {
 
 func (s *subreaper) describe() string { return "a child subreaper" }
 
-// newGroup marks cmd's environment with an id of its own.
-func (s *subreaper) newGroup(cmd *exec.Cmd) (group, error) {
-	id := s.self.String() + "." + fmt.Sprint(s.next.Add(1))
+// newEnv gives an environment an id of its own; its processes' markers
+// extend it.
+func (s *subreaper) newEnv() (envGroup, error) {
+	return &markedEnv{r: s.r, id: s.self.String() + "." + fmt.Sprint(s.next.Add(1))}, nil
+}
+
+// markedEnv is one environment under a subreaper: the groups of its
+// processes, and every process whose marker starts with its id.
+type markedEnv struct {
+	r  *reaper
+	id string
+
+	mu     sync.Mutex
+	n      int
+	groups []*marked
+}
+
+// newGroup marks cmd's environment with an id of its own, below the
+// environment's.
+func (e *markedEnv) newGroup(cmd *exec.Cmd, _ string) (group, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.n++
+	id := e.id + "." + strconv.Itoa(e.n)
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
 	cmd.Env = append(cmd.Env[:len(cmd.Env):len(cmd.Env)], markerKey+"="+id)
-	return &marked{r: s.r, match: func(v string) bool { return v == id }}, nil
+	g := &marked{r: e.r, match: func(v string) bool { return v == id }}
+	e.groups = append(e.groups, g)
+	return g, nil
+}
+
+// all is every process of the environment: the process groups of its
+// processes and every marker below its id.
+func (e *markedEnv) all() *marked {
+	prefix := e.id + "."
+	return &marked{r: e.r, match: func(v string) bool { return strings.HasPrefix(v, prefix) }}
+}
+
+func (e *markedEnv) pids() []int { return e.all().pids() }
+
+func (e *markedEnv) signal(sig syscall.Signal) { signalAll(e.all().pids(), sig) }
+
+func (e *markedEnv) kill(deadline time.Time) error {
+	e.mu.Lock()
+	groups := append([]*marked(nil), e.groups...)
+	e.mu.Unlock()
+	var errs []error
+	for _, g := range groups {
+		errs = append(errs, g.kill(deadline))
+	}
+	errs = append(errs, e.all().kill(deadline))
+	return errors.Join(errs...)
+}
+
+func (e *markedEnv) release() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, g := range e.groups {
+		_ = g.release()
+	}
+	return nil
 }
 
 // close kills what the driver's environments left and stops being a
