@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,11 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
-	"github.com/lambdabox/lambdabox/internal/httpfront"
-	"github.com/lambdabox/lambdabox/internal/invoke"
-	"github.com/lambdabox/lambdabox/internal/pool"
+	"github.com/lambdabox/lambdabox/internal/service"
 )
 
 // The function under test: examples/hello-go, an aws-lambda-go handler
@@ -152,11 +148,12 @@ func startRIE(tb testing.TB, flags ...string) string {
 }
 
 // startLambdabox serves the hello-go function in-process, with up to
-// maxConcurrency environments; see serveFunction.
-func startLambdabox(tb testing.TB, maxConcurrency int) (string, *pool.Pool) {
+// maxConcurrency environments; see serveFunction. stop shuts the service
+// down (the test's cleanup does it too).
+func startLambdabox(tb testing.TB, maxConcurrency int) (url string, stop func() error) {
 	tb.Helper()
 	srv := serveFunction(tb, helloBootstrap(tb), maxConcurrency, false)
-	return srv.invokeURL, srv.pool
+	return srv.invokeURL, srv.stop
 }
 
 // served is a function served in-process.
@@ -164,69 +161,71 @@ type served struct {
 	invokeURL string // the Invoke API's invocations URL of the function
 	baseURL   string // the Invoke API's root
 	urlFront  string // the function URL (RESPONSE_STREAM mode)
-	pool      *pool.Pool
+	// stop shuts the service down and returns what Run returned; later
+	// calls return nil.
+	stop func() error
 }
 
-// serveFunction serves the function boot in-process as `lambdabox rie` does
-// (see serve in cmd/lambdabox; no Event queue is needed): the Invoke API
-// and a streaming function URL, on free loopback ports, with up to
-// maxConcurrency environments. Everything is shut down when tb ends.
+// serveFunction serves the function boot in-process as `lambdabox rie`
+// does, through internal/service: the Invoke API and a streaming function
+// URL, on free loopback ports, with up to maxConcurrency environments on
+// the process driver. Everything is shut down when tb ends.
 func serveFunction(tb testing.TB, boot string, maxConcurrency int, shaping bool) served {
 	tb.Helper()
-	cfg := function.Config{
-		Name:    "bench_function",
-		Command: []string{boot},
-		Dir:     filepath.Dir(boot),
-		Timeout: 60 * time.Second,
-	}.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		tb.Fatal(err)
-	}
-	drv := processDriver(tb)
-	p, err := pool.New(pool.Config{
-		MaxConcurrency: maxConcurrency,
-		Queue:          true,
-		QueueTimeout:   cfg.Timeout,
-		New: func(int, bool) (*environment.Environment, error) {
-			return environment.New(environment.Config{
-				Function:       cfg,
-				Driver:         drv,
-				RuntimeAPIAddr: "127.0.0.1:0",
-				StreamShaping:  shaping,
-				Output:         io.Discard,
-			})
-		},
+	svc, err := service.New(service.Config{
+		InvokeAddr: "127.0.0.1:0",
+		Driver:     processDriver(tb),
+		Output:     io.Discard,
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	inv := invoke.NewServer(nil)
-	inv.Add(cfg, p, nil) // only synchronous invokes: no Event queue
-	url, err := httpfront.NewFunctionURL(p, httpfront.Config{FunctionARN: cfg.ARN(), Streaming: true})
+	err = svc.Add(context.Background(), service.FunctionSpec{
+		Function: function.Config{
+			Name:    "bench_function",
+			Command: []string{boot},
+			Dir:     filepath.Dir(boot),
+			Timeout: 60 * time.Second,
+		},
+		MaxConcurrency: maxConcurrency,
+		Queue:          true,
+		StreamShaping:  shaping,
+		FunctionURL:    "127.0.0.1:0",
+		URLStreaming:   true,
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var servers []*http.Server
-	listen := func(h http.Handler) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
-		servers = append(servers, srv)
-		go func() { _ = srv.Serve(ln) }()
-		return "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	select {
+	case <-svc.Ready():
+	case err := <-done:
+		cancel()
+		tb.Fatalf("serving: %v", err)
 	}
-	s := served{baseURL: listen(inv), urlFront: listen(url), pool: p}
+	var once sync.Once
+	var runErr error
+	s := served{
+		baseURL:  "http://" + svc.InvokeAddr(),
+		urlFront: "http://" + svc.FunctionURLAddr("bench_function"),
+		stop: func() error {
+			first := false
+			once.Do(func() {
+				first = true
+				cancel()
+				runErr = <-done
+			})
+			if !first {
+				return nil
+			}
+			return runErr
+		},
+	}
 	s.invokeURL = s.baseURL + "/2015-03-31/functions/function/invocations"
 	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		var errs []error
-		for _, srv := range servers {
-			errs = append(errs, srv.Shutdown(ctx))
-		}
-		if err := errors.Join(append(errs, p.Close(ctx))...); err != nil {
+		if err := s.stop(); err != nil {
 			tb.Errorf("shutting lambdabox down: %v", err)
 		}
 	})

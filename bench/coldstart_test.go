@@ -34,7 +34,7 @@ func BenchmarkColdStart(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		req := &environment.Request{Invocation: runtimeapi.Invocation{
+		req := &function.Request{Invocation: runtimeapi.Invocation{
 			ID: uuid.NewString(), Payload: []byte(helloPayload), FunctionARN: cfg.ARN(), TraceID: "Root=1-00000000-000000000000000000000000",
 		}}
 		start := time.Now()

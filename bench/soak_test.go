@@ -63,7 +63,7 @@ func TestSoak(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	fds0, gor0, kids0 := openFDs(t), runtime.NumGoroutine(), childProcesses(t)
 
-	url, p := startLambdabox(t, 8)
+	url, stop := startLambdabox(t, 8)
 	client := NewClient(8)
 	stats, err := Run(context.Background(), Config{
 		URL: url, Payload: []byte(helloPayload), Concurrency: 8,
@@ -86,17 +86,15 @@ func TestSoak(t *testing.T) {
 		t.Errorf("%d runtime processes for a pool of 8", kids)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Close(ctx); err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	client.CloseIdleConnections()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		fds, gor, kids := openFDs(t), runtime.NumGoroutine(), childProcesses(t)
-		// The invoke server (closed by the test's cleanup) may still hold a
-		// listener and its serving goroutine.
+		// The process driver (closed by the test's cleanup) may still hold
+		// a file or two.
 		if fds <= fds0+2 && gor <= gor0+3 && kids <= kids0 {
 			t.Logf("after: %d fds (was %d), %d goroutines (was %d), %d children (was %d)", fds, fds0, gor, gor0, kids, kids0)
 			return

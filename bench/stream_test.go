@@ -150,7 +150,7 @@ func BenchmarkStreamRuntimeHop100MiB(b *testing.B) {
 	for b.Loop() {
 		raw = append(raw, rawCopyMBs(b))
 		start := time.Now()
-		res := env.Invoke(context.Background(), &environment.Request{Invocation: runtimeapi.Invocation{
+		res := env.Invoke(context.Background(), &function.Request{Invocation: runtimeapi.Invocation{
 			ID: uuid.NewString(), Payload: payload, Streaming: true}})
 		if res.Stream == nil {
 			b.Fatalf("not streamed: %s", res.Payload)

@@ -7,7 +7,9 @@ import (
 )
 
 // TestPackageBoundaries keeps the layering: the Runtime API and the sandbox
-// contract know nothing of the layers above them, and no package but the
+// contract know nothing of the layers above them; the fronts (invoke,
+// httpfront) and the async queue see only the invocation types of the leaf
+// package function, never an environment or a pool; and no package but the
 // command imports a sandbox driver directly.
 func TestPackageBoundaries(t *testing.T) {
 	const mod = "github.com/lambdabox/lambdabox/internal/"
@@ -16,8 +18,11 @@ func TestPackageBoundaries(t *testing.T) {
 		"sandbox":     {"sandbox/process", "environment", "runtimeapi", "pool", "invoke"},
 		"environment": {"sandbox/process", "pool", "invoke"},
 		"pool":        {"sandbox/process", "invoke"},
-		"invoke":      {"sandbox/process"},
-		"function":    {"environment", "runtimeapi", "sandbox", "pool", "invoke"},
+		"invoke":      {"sandbox/process", "environment", "pool", "runtimeapi", "sandbox"},
+		"async":       {"environment", "pool", "runtimeapi", "sandbox", "invoke"},
+		"httpfront":   {"environment", "pool", "runtimeapi", "sandbox", "invoke"},
+		"function":    {"environment", "runtimeapi", "sandbox", "pool", "invoke", "async", "httpfront", "telemetry", "extensions"},
+		"service":     {"sandbox/process"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./../../internal/"+pkg).Output()

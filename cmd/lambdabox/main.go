@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/lambdabox/lambdabox/internal/entrypoint"
 )
@@ -38,8 +37,8 @@ type secondSignalKey struct{}
 
 // shutdownSignals returns a context that the first SIGTERM or SIGINT
 // cancels, which starts a graceful shutdown. A second signal cancels the
-// context that graceContext derives the shutdown's grace from, ending the
-// grace at once.
+// context whose Done channel endGrace returns, ending the shutdown's grace
+// at once.
 func shutdownSignals(parent context.Context) (context.Context, context.CancelFunc) {
 	second, cancelSecond := context.WithCancel(context.Background())
 	ctx, cancel := context.WithCancel(context.WithValue(parent, secondSignalKey{}, second))
@@ -62,12 +61,12 @@ func shutdownSignals(parent context.Context) (context.Context, context.CancelFun
 	}
 }
 
-// graceContext bounds a shutdown's grace by d. A second signal (see
-// shutdownSignals) ends it at once.
-func graceContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+// endGrace is closed by a second signal (see shutdownSignals), which ends
+// a shutdown's grace at once; nil outside shutdownSignals' context.
+func endGrace(ctx context.Context) <-chan struct{} {
 	second, ok := ctx.Value(secondSignalKey{}).(context.Context)
 	if !ok {
-		second = context.Background()
+		return nil
 	}
-	return context.WithTimeout(second, d)
+	return second.Done()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/httpfront"
+	"github.com/lambdabox/lambdabox/internal/service"
 	"github.com/lambdabox/lambdabox/internal/template"
 )
 
@@ -107,7 +108,7 @@ func (o *rieOptions) flags() *pflag.FlagSet {
 	fs.DurationVar(&o.asyncRetry, "async-retry-delay", time.Second, "wait before the first retry of a failed asynchronous event; doubles for the second")
 	fs.IntVar(&o.asyncMaxQueued, "async-max-queued", async.DefaultMaxQueued, "asynchronous events held in memory while they wait; past it (or --async-max-queued-mb) they wait on disk only with --async-dir, else Event invokes get 429 TooManyRequestsException")
 	fs.IntVar(&o.asyncMaxMB, "async-max-queued-mb", async.DefaultMaxQueuedBytes>>20, "megabytes of payload of the asynchronous events held in memory while they wait")
-	fs.DurationVar(&o.shutdownGrace, "shutdown-timeout", defaultShutdownTimeout, "at SIGTERM or SIGINT, grace for the invokes in flight before their runtimes are stopped; queued events stay in --async-dir. The default fits docker stop's 10 s; a second signal ends the grace at once")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-timeout", service.DefaultShutdownTimeout, "at SIGTERM or SIGINT, grace for the invokes in flight before their runtimes are stopped; queued events stay in --async-dir. The default fits docker stop's 10 s; a second signal ends the grace at once")
 	fs.StringVar(&o.functionURL, "function-url", "", "also serve the function as a function URL on this address, e.g. 127.0.0.1:9002")
 	fs.BoolVar(&o.urlStreaming, "function-url-streaming", false, "function URL in invoke mode RESPONSE_STREAM: responses stream to the client")
 	fs.StringVar(&o.apiAddr, "api-address", "127.0.0.1:3000", "address of the API Gateway emulation, when routes are given")
@@ -212,29 +213,34 @@ func runRIE(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		defer stop()
 	}
-	return serve(ctx, serveConfig{
-		function:        cfg,
-		invokeAddr:      o.emulatorAddr,
-		runtimeAPIAddr:  o.runtimeAPIAddr,
-		maxConcurrency:  o.maxConcurrency,
-		initAtStart:     o.initAtStart,
-		functionURLAddr: o.functionURL,
-		urlStreaming:    o.urlStreaming,
-		apiAddr:         o.apiAddr,
-		routes:          routes,
-		provisioned:     o.provisioned,
-		queue:           o.queue,
-		keepAlive:       o.keepAlive,
-		extensionsDir:   o.extensionsDir,
-		streamShaping:   o.streamShaping,
-		asyncDir:        o.asyncDir,
-		asyncRetryDelay: o.asyncRetry,
-		asyncMaxQueued:  o.asyncMaxQueued,
-		asyncMaxBytes:   int64(o.asyncMaxMB) << 20,
-		shutdownTimeout: o.shutdownGrace,
-		output:          stdout,
-		log:             log,
-	})
+	spec := service.FunctionSpec{
+		Function:       cfg,
+		RuntimeAPIAddr: o.runtimeAPIAddr,
+		MaxConcurrency: o.maxConcurrency,
+		Queue:          o.queue,
+		KeepAlive:      o.keepAlive,
+		Provisioned:    o.provisioned,
+		InitAtStart:    o.initAtStart,
+		ExtensionsDir:  o.extensionsDir,
+		StreamShaping:  o.streamShaping,
+		Async: service.AsyncSpec{
+			Dir:            o.asyncDir,
+			RetryDelay:     o.asyncRetry,
+			MaxQueued:      o.asyncMaxQueued,
+			MaxQueuedBytes: int64(o.asyncMaxMB) << 20,
+		},
+		FunctionURL:  o.functionURL,
+		URLStreaming: o.urlStreaming,
+		Routes:       routes,
+	}
+	return serve(ctx, service.Config{
+		InvokeAddr:      o.emulatorAddr,
+		APIAddr:         o.apiAddr,
+		ShutdownTimeout: o.shutdownGrace,
+		EndGrace:        endGrace(ctx),
+		Output:          stdout,
+		Log:             log,
+	}, spec)
 }
 
 // rieFunction builds the function from the emulator's environment, flags

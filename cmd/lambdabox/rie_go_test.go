@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -355,41 +354,6 @@ func TestMisbehavingRuntime(t *testing.T) {
 			t.Errorf("error body not passed through: %v %s", resp.Header, body)
 		}
 	})
-}
-
-func TestConcurrentInvokesOneEnvironment(t *testing.T) {
-	e := goRIE(t)
-	e.invoke(t, "function", `{}`) // warm up: Init is not part of the measure
-	const n = 8
-	var wg sync.WaitGroup
-	ids := make(chan string, n)
-	start := time.Now()
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, body := e.invoke(t, "function", `{"op":"sleep","ms":100}`)
-			if resp.StatusCode != 200 || body != `"slept"` {
-				t.Errorf("concurrent invoke: %d %s", resp.StatusCode, body)
-			}
-			ids <- resp.Header.Get("X-Amzn-Requestid")
-		}()
-	}
-	wg.Wait()
-	close(ids)
-	if d := time.Since(start); d < n*100*time.Millisecond {
-		t.Errorf("%d invokes of 100 ms took %v: they did not run in turn", n, d)
-	}
-	seen := map[string]bool{}
-	for id := range ids {
-		seen[id] = true
-	}
-	if len(seen) != n {
-		t.Errorf("%d distinct request ids, want %d", len(seen), n)
-	}
-	if resp, _ := e.invoke(t, "function", `{}`); resp.StatusCode != 200 {
-		t.Errorf("server did not survive: %d", resp.StatusCode)
-	}
 }
 
 func TestInvalidEntrypoint(t *testing.T) {

@@ -3,14 +3,12 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,74 +26,6 @@ func pids(t *testing.T, path string) []int {
 		}
 	}
 	return ps
-}
-
-// invokeAll runs n invokes of payload at once and returns the responses'
-// statuses and bodies.
-func invokeAll(t *testing.T, e *emulator, n int, payload string) ([]*http.Response, []string) {
-	resps := make([]*http.Response, n)
-	bodies := make([]string, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resps[i], bodies[i] = e.invoke(t, "function", payload)
-		}()
-	}
-	wg.Wait()
-	return resps, bodies
-}
-
-func TestPoolRunsInParallel(t *testing.T) {
-	e := goRIE(t, "--max-concurrency", "20")
-	start := time.Now()
-	resps, bodies := invokeAll(t, e, 20, `{"op":"sleep","ms":200}`)
-	d := time.Since(start)
-	for i, r := range resps {
-		if r.StatusCode != 200 || bodies[i] != `"slept"` {
-			t.Errorf("invoke %d: %d %s", i, r.StatusCode, bodies[i])
-		}
-	}
-	// 20 cold starts and 20 × 200 ms of sleep in parallel: far below the
-	// 4 s they would take in turn.
-	if d > 2500*time.Millisecond {
-		t.Errorf("20 parallel invokes took %v", d)
-	}
-	if n := len(pids(t, goFnBin)); n < 2 {
-		t.Errorf("%d runtimes running, want several", n)
-	}
-}
-
-func TestPoolThrottles(t *testing.T) {
-	e := goRIE(t, "--max-concurrency", "5", "--queue=false")
-	resps, bodies := invokeAll(t, e, 10, `{"op":"sleep","ms":700}`)
-	ok, throttled := 0, 0
-	for i, r := range resps {
-		switch r.StatusCode {
-		case 200:
-			ok++
-		case 429:
-			throttled++
-			wantAPIError(t, r, bodies[i], 429, "TooManyRequestsException")
-			if decode(t, bodies[i])["Reason"] != "ReservedFunctionConcurrentInvocationLimitExceeded" || r.Header.Get("Retry-After") == "" {
-				t.Errorf("429 without Reason or Retry-After: %v %s", r.Header, bodies[i])
-			}
-		default:
-			t.Errorf("status %d: %s", r.StatusCode, bodies[i])
-		}
-	}
-	if ok != 5 || throttled != 5 {
-		t.Errorf("%d succeeded and %d were throttled, want 5 and 5", ok, throttled)
-	}
-
-	q := goRIE(t, "--max-concurrency", "5", "--queue")
-	resps, _ = invokeAll(t, q, 10, `{"op":"sleep","ms":300}`)
-	for i, r := range resps {
-		if r.StatusCode != 200 {
-			t.Errorf("queued invoke %d: %d", i, r.StatusCode)
-		}
-	}
 }
 
 // recorderDir makes an extensions directory holding the test extension,
@@ -218,45 +148,6 @@ func TestKeepAliveSpinsDown(t *testing.T) {
 	}
 }
 
-func TestProvisionedEnvironments(t *testing.T) {
-	e := goRIE(t, "--max-concurrency", "3", "--provisioned", "2")
-	waitFor(t, "two pre-warmed runtimes", func() bool { return len(pids(t, goFnBin)) == 2 })
-	_, body := e.invoke(t, "function", `{"op":"env","name":"AWS_LAMBDA_INITIALIZATION_TYPE"}`)
-	if v := decode(t, body)["value"]; v != "provisioned-concurrency" {
-		t.Errorf("AWS_LAMBDA_INITIALIZATION_TYPE = %v", v)
-	}
-}
-
-func TestAsyncRetriesThenRecordsFailure(t *testing.T) {
-	e := goRIE(t, "--async-retry-delay", "100ms", "--function-name", "asyncfn")
-	resp, _ := e.invoke(t, "asyncfn", `{"op":"error","name":"async"}`, "X-Amz-Invocation-Type", "Event")
-	if resp.StatusCode != 202 {
-		t.Fatalf("Event: %d", resp.StatusCode)
-	}
-	id := resp.Header.Get("X-Amzn-Requestid")
-	var failed []map[string]any
-	waitFor(t, "the failed event to be recorded", func() bool {
-		_, body := e.do(t, http.MethodGet, "/lambdabox/functions/asyncfn/failed-events", nil)
-		failed = nil
-		_ = json.Unmarshal([]byte(body), &failed)
-		return len(failed) == 1
-	})
-	rc, _ := failed[0]["requestContext"].(map[string]any)
-	if rc["requestId"] != id || rc["approximateInvokeCount"].(float64) != 3 || rc["condition"] != "RetriesExhausted" {
-		t.Errorf("failure record %v", failed[0])
-	}
-	if n := strings.Count(e.Stdout.String(), "START RequestId: "+id); n != 3 {
-		t.Errorf("the event ran %d times, want 3 (1 + 2 retries)", n)
-	}
-	// A good event runs once and is not recorded.
-	resp, _ = e.invoke(t, "asyncfn", `{"data":"async-ok"}`, "X-Amz-Invocation-Type", "Event")
-	okID := resp.Header.Get("X-Amzn-Requestid")
-	waitFor(t, "the good event", func() bool { return strings.Contains(e.Stdout.String(), "END RequestId: "+okID) })
-	if n := strings.Count(e.Stdout.String(), "START RequestId: "+okID); n != 1 {
-		t.Errorf("good event ran %d times", n)
-	}
-}
-
 func TestAsyncPendingEventsSurviveShutdown(t *testing.T) {
 	dir := t.TempDir()
 	e := goRIE(t, "--async-dir", dir)
@@ -273,24 +164,6 @@ func TestAsyncPendingEventsSurviveShutdown(t *testing.T) {
 		}
 		e2 := goRIE(t, "--async-dir", dir)
 		waitFor(t, "the saved event to run", func() bool { return strings.Contains(e2.Stdout.String(), "END RequestId: "+id) })
-	}
-}
-
-func TestFaultKilledRuntime(t *testing.T) {
-	e := goRIE(t)
-	e.invoke(t, "function", `{}`)
-	ps := pids(t, goFnBin)
-	if len(ps) != 1 {
-		t.Fatalf("runtimes: %v", ps)
-	}
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		_ = syscall.Kill(ps[0], syscall.SIGKILL)
-	}()
-	resp, body := e.invoke(t, "function", `{"op":"sleep","ms":3000}`)
-	wantFunctionError(t, resp, body, "Runtime.ExitError", "Runtime exited with error: signal: killed")
-	if resp, body := e.invoke(t, "function", `{"data":"fresh"}`); body != `"fresh"` {
-		t.Errorf("after kill: %d %s", resp.StatusCode, body)
 	}
 }
 

@@ -32,8 +32,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lambdabox/lambdabox/internal/environment"
-	"github.com/lambdabox/lambdabox/internal/pool"
+	"github.com/lambdabox/lambdabox/internal/function"
 )
 
 // Defaults of Config.
@@ -46,9 +45,9 @@ const (
 // Dir every record is also in Dir/failed.
 const maxFailures = 100
 
-// Function runs invocations; *pool.Pool implements it.
+// Function runs invocations; a pool or a service implements it.
 type Function interface {
-	Invoke(ctx context.Context, req *environment.Request) (*environment.Result, error)
+	Invoke(ctx context.Context, req *function.Request) (*function.Result, error)
 }
 
 // Config configures a Queue.
@@ -107,9 +106,9 @@ var ErrFull = errors.New("asynchronous event queue is full")
 
 // item is one accepted event, waiting or running.
 type item struct {
-	req  *environment.Request // nil while the event waits on disk only
-	file string               // its file in Dir/pending; "" without a Dir
-	size int64                // payload bytes it holds in memory
+	req  *function.Request // nil while the event waits on disk only
+	file string            // its file in Dir/pending; "" without a Dir
+	size int64             // payload bytes it holds in memory
 }
 
 // Queue runs queued events on a function. It owns its backlog, the memory
@@ -183,7 +182,7 @@ func New(cfg Config) (*Queue, error) {
 // Enqueue accepts an event; it runs later. With a Dir the event is on disk
 // when Enqueue returns nil. Without one, an event past the memory limits
 // is refused with an error that wraps ErrFull.
-func (q *Queue) Enqueue(req *environment.Request) error {
+func (q *Queue) Enqueue(req *function.Request) error {
 	it := &item{req: req, size: int64(len(req.Payload))}
 	q.mu.Lock()
 	if q.closed {
@@ -296,7 +295,7 @@ func (q *Queue) run(it *item) bool {
 	attempts := 0
 	for {
 		res, err := q.cfg.Function.Invoke(context.Background(), req)
-		if errors.Is(err, pool.ErrThrottled) {
+		if errors.Is(err, function.ErrThrottled) {
 			if !q.wait(100 * time.Millisecond) {
 				return false
 			}
@@ -352,7 +351,7 @@ func (q *Queue) stopping() bool {
 	}
 }
 
-func (q *Queue) recordFailure(file string, req *environment.Request, res *environment.Result, attempts int) {
+func (q *Queue) recordFailure(file string, req *function.Request, res *function.Result, attempts int) {
 	r := Record{
 		Version:        "1.0",
 		Timestamp:      time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
@@ -449,11 +448,11 @@ const eventExt = ".event"
 
 // eventMagic starts a pending event file: the line, the request without
 // its payload as one line of JSON, then the payload's raw bytes. Files
-// without it are a whole environment.Request in JSON, as written before.
+// without it are a whole function.Request in JSON, as written before.
 const eventMagic = "lambdabox-event 1\n"
 
 // save writes req to Dir/pending, durably, and returns the file's path.
-func (q *Queue) save(req *environment.Request) (string, error) {
+func (q *Queue) save(req *function.Request) (string, error) {
 	head := *req
 	head.Payload = nil
 	h, err := json.Marshal(&head)
@@ -536,12 +535,12 @@ func (q *Queue) moveAside(file string, cause error) {
 }
 
 // readEvent reads a pending event file.
-func readEvent(path string) (*environment.Request, error) {
+func readEvent(path string) (*function.Request, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var req environment.Request
+	var req function.Request
 	if rest, ok := bytes.CutPrefix(b, []byte(eventMagic)); ok {
 		head, payload, ok := bytes.Cut(rest, []byte("\n"))
 		if !ok {

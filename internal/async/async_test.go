@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lambdabox/lambdabox/internal/environment"
+	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 )
 
@@ -33,7 +33,7 @@ func newFake() *fakeFunction {
 	return &fakeFunction{calls: map[string]int{}, payloads: map[string]int{}, started: make(chan string, 1000)}
 }
 
-func (f *fakeFunction) Invoke(_ context.Context, req *environment.Request) (*environment.Result, error) {
+func (f *fakeFunction) Invoke(_ context.Context, req *function.Request) (*function.Result, error) {
 	f.mu.Lock()
 	f.calls[req.ID]++
 	f.payloads[req.ID] = len(req.Payload)
@@ -46,9 +46,9 @@ func (f *fakeFunction) Invoke(_ context.Context, req *environment.Request) (*env
 		<-f.block
 	}
 	if f.fail {
-		return environment.ErrorResult("Handler.Error", "boom"), nil
+		return function.ErrorResult("Handler.Error", "boom"), nil
 	}
-	return &environment.Result{Payload: []byte(`"ok"`), ContentType: "application/json"}, nil
+	return &function.Result{Payload: []byte(`"ok"`), ContentType: "application/json"}, nil
 }
 
 func (f *fakeFunction) count(id string) int {
@@ -63,8 +63,8 @@ func (f *fakeFunction) distinct() int {
 	return len(f.calls)
 }
 
-func event(id string, payload []byte) *environment.Request {
-	return &environment.Request{Invocation: runtimeapi.Invocation{ID: id, Payload: payload}}
+func event(id string, payload []byte) *function.Request {
+	return &function.Request{Invocation: runtimeapi.Invocation{ID: id, Payload: payload}}
 }
 
 func newQueue(t *testing.T, cfg Config) *Queue {

@@ -62,92 +62,14 @@ type Config struct {
 	Log *slog.Logger
 }
 
-// Request is one invocation to run.
-type Request struct {
-	runtimeapi.Invocation // Deadline is set by Invoke
-	// Tail asks for the invocation's log in Result.Log.
-	Tail bool
-}
-
-// Result is the outcome of an invocation, as the caller that answers it
-// sees it. It is the caller's own: the environment keeps its own record of
-// the response, and shares nothing with a Result that the caller can
-// change. A streamed response comes as a StreamReader, which can read the
-// stream but not fail or end it.
-type Result struct {
-	// Payload is the response, or the error body when Error is set; it is
-	// empty when Stream is set.
-	Payload     []byte
-	ContentType string
-	// Error is set for a function error or a platform failure; ErrorType
-	// is then its Lambda error type, e.g. "Sandbox.Timedout".
-	Error     bool
-	ErrorType string
-	// Stream, when set, carries a streamed response as the runtime writes
-	// it. Read it to EOF or Close it, then Wait for its outcome; or call
-	// Buffered.
-	Stream *runtimeapi.StreamReader
-
-	tail *logTail // set when Tail was asked
-}
-
-// logTail is an invocation's log, filled in by the environment once it has
-// settled the invocation.
-type logTail struct {
-	done chan struct{}
-	log  []byte // written before done is closed
-}
-
-// ErrorResult is a platform error in Lambda's shape, as a Result.
-func ErrorResult(errorType, message string) *Result {
-	return newResult(runtimeapi.ErrorResponse(errorType, message))
-}
-
 // newResult copies resp into the caller's Result; a stream is handed over
 // as its reader's side.
-func newResult(resp *runtimeapi.Response) *Result {
-	res := &Result{Payload: resp.Payload, ContentType: resp.ContentType, Error: resp.Error, ErrorType: resp.ErrorType}
+func newResult(resp *runtimeapi.Response) *function.Result {
+	res := &function.Result{Payload: resp.Payload, ContentType: resp.ContentType, Error: resp.Error, ErrorType: resp.ErrorType}
 	if resp.Stream != nil {
 		res.Stream = resp.Stream.Reader()
 	}
 	return res
-}
-
-// WaitLog returns the last 4 KB of the invocation's log when Tail was
-// asked, else nil. For a streamed response it waits until the stream has
-// ended and the environment has settled.
-func (r *Result) WaitLog() []byte {
-	if r.tail == nil {
-		return nil
-	}
-	<-r.tail.done
-	return r.tail.log
-}
-
-// Buffered returns the result as a buffered invoke answers it: a streamed
-// response read whole, within runtimeapi.MaxResponseSize, or the error the
-// runtime reported mid-stream. Past the limit it stops reading at once and
-// returns Function.ResponseSizeTooLarge without waiting for the runtime to
-// finish (the rest of the stream is discarded). A result without a stream
-// is returned as it is.
-func (r *Result) Buffered() *Result {
-	st := r.Stream
-	if st == nil {
-		return r
-	}
-	b, _ := io.ReadAll(io.LimitReader(st, runtimeapi.MaxResponseSize+1))
-	_ = st.Close() // the runtime's rest, if any, is discarded
-	var out *Result
-	if len(b) > runtimeapi.MaxResponseSize {
-		out = ErrorResult("Function.ResponseSizeTooLarge",
-			"Response payload size exceeded maximum allowed payload size ("+strconv.Itoa(runtimeapi.MaxResponseSize)+" bytes).")
-	} else if errType, errBody := st.Wait(); errType != "" {
-		out = &Result{Payload: errBody, ContentType: "application/json", Error: true, ErrorType: errType}
-	} else {
-		out = &Result{Payload: b, ContentType: r.ContentType}
-	}
-	out.tail = r.tail
-	return out
 }
 
 // Environment is one execution environment.
@@ -269,7 +191,7 @@ func (e *Environment) Init(ctx context.Context) error {
 // with Error set, never Go errors. Cancelling ctx does not cut an invocation
 // short: like Lambda, the environment finishes it. Call Settle before the
 // next Invoke, off the response's path.
-func (e *Environment) Invoke(ctx context.Context, req *Request) *Result {
+func (e *Environment) Invoke(ctx context.Context, req *function.Request) *function.Result {
 	e.Settle()
 	start := time.Now()
 	deadline := start.Add(e.cfg.Timeout)
@@ -299,8 +221,8 @@ func (e *Environment) Invoke(ctx context.Context, req *Request) *Result {
 		failure: failure, resp: resp}
 	res := newResult(resp)
 	if req.Tail {
-		res.tail = &logTail{done: make(chan struct{})}
-		e.unsettled.tail = res.tail
+		res.Log = function.NewLogTail()
+		e.unsettled.tail = res.Log
 		if resp.Stream == nil {
 			e.Settle()
 		} // else the log is complete once the stream ends; Settle hands it over
@@ -317,7 +239,7 @@ type report struct {
 	// Runtime.ExitError, a failed Init...), for REPORT's Status.
 	failure string
 	resp    *runtimeapi.Response // the environment's own, never a caller's
-	tail    *logTail             // the caller's log, when Tail was asked
+	tail    *function.LogTail    // the caller's log, when Tail was asked
 }
 
 // timedOut reports whether the invoke ended in a timeout.
@@ -354,8 +276,7 @@ func (e *Environment) Settle() {
 	e.publishReport(r, d)
 	e.logs.write(e.report(lines, r.id, d, r.failure))
 	if r.tail != nil {
-		r.tail.log = e.logs.end()
-		close(r.tail.done)
+		r.tail.Set(e.logs.end())
 	}
 }
 

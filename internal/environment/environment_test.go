@@ -70,8 +70,8 @@ func testFunction(t *testing.T) function.Config {
 	return function.Config{Command: []string{"bootstrap"}, Dir: t.TempDir(), Timeout: time.Second}.WithDefaults()
 }
 
-func invokeEnv(e *Environment, id, payload string) *Result {
-	res := e.Invoke(context.Background(), &Request{Invocation: runtimeapi.Invocation{ID: id, Payload: []byte(payload)}})
+func invokeEnv(e *Environment, id, payload string) *function.Result {
+	res := e.Invoke(context.Background(), &function.Request{Invocation: runtimeapi.Invocation{ID: id, Payload: []byte(payload)}})
 	e.Settle()
 	return res
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 	"github.com/lambdabox/lambdabox/internal/sandbox/sandboxtest"
 )
@@ -51,8 +52,8 @@ func streams(payload []byte) sandboxtest.StreamWriter {
 // invokeBuffered runs one invocation as a pool and a buffered front do:
 // the environment settles in the background while the front buffers the
 // result. It returns once both are done.
-func invokeBuffered(e *Environment, id, payload string, tail bool) (*Result, []byte) {
-	res := e.Invoke(context.Background(), &Request{Invocation: runtimeapi.Invocation{ID: id, Payload: []byte(payload)}, Tail: tail})
+func invokeBuffered(e *Environment, id, payload string, tail bool) (*function.Result, []byte) {
+	res := e.Invoke(context.Background(), &function.Request{Invocation: runtimeapi.Invocation{ID: id, Payload: []byte(payload)}, Tail: tail})
 	settled := make(chan struct{})
 	go func() {
 		e.Settle()

@@ -19,16 +19,15 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lambdabox/lambdabox/internal/environment"
-	"github.com/lambdabox/lambdabox/internal/runtimeapi"
+	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/xray"
 )
 
-// Function runs invocations of one function; *pool.Pool implements it.
+// Function runs invocations of one function; a pool or a service implements it.
 type Function interface {
 	// Invoke runs one invocation and returns its result; an error means
 	// the invocation did not run.
-	Invoke(ctx context.Context, req *environment.Request) (*environment.Result, error)
+	Invoke(ctx context.Context, req *function.Request) (*function.Result, error)
 }
 
 // MaxPayload is the largest request body, and the largest event, a
@@ -61,8 +60,8 @@ type Config struct {
 	Streaming bool
 	// ErrThrottled is the error Function.Invoke returns (tested with
 	// errors.Is) when the function is at its concurrency limit; the front
-	// then answers 429. For *pool.Pool it is pool.ErrThrottled. Default:
-	// every Invoke error is a 500.
+	// then answers 429. Default: function.ErrThrottled. Any other Invoke
+	// error is a 500.
 	ErrThrottled error
 	// Log receives the front's diagnostics; default: discarded.
 	Log *slog.Logger
@@ -152,6 +151,9 @@ func newServer(cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ErrThrottled == nil {
+		cfg.ErrThrottled = function.ErrThrottled
+	}
 	return &Server{cfg: cfg, log: log}
 }
 
@@ -240,7 +242,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, id string) *front
 	if len(payload) > MaxPayload {
 		return requestTooLarge()
 	}
-	req := &environment.Request{Invocation: runtimeapi.Invocation{
+	req := &function.Request{Invocation: function.Invocation{
 		ID:          id,
 		Payload:     payload,
 		ContentType: "application/json",
@@ -302,7 +304,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, id string) *front
 // HTTP-integration prelude its status and headers, else as a 200 of its
 // content type. The rest of a stream the client left is discarded, so the
 // runtime's response ends cleanly.
-func (s *Server) writeStream(w http.ResponseWriter, res *environment.Result, id string) *frontError {
+func (s *Server) writeStream(w http.ResponseWriter, res *function.Result, id string) *frontError {
 	st := res.Stream
 	defer func() {
 		_ = st.Close()

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/google/uuid"
 
-	"github.com/lambdabox/lambdabox/internal/environment"
+	"github.com/lambdabox/lambdabox/internal/function"
 )
 
 const testARN = "arn:aws:lambda:eu-west-1:111122223333:function:web"
@@ -27,18 +27,18 @@ const testARN = "arn:aws:lambda:eu-west-1:111122223333:function:web"
 // fake.
 type fakeFunction struct {
 	mu   sync.Mutex
-	reqs []*environment.Request
-	fn   func(req *environment.Request) (*environment.Result, error)
+	reqs []*function.Request
+	fn   func(req *function.Request) (*function.Result, error)
 }
 
-func (f *fakeFunction) Invoke(_ context.Context, req *environment.Request) (*environment.Result, error) {
+func (f *fakeFunction) Invoke(_ context.Context, req *function.Request) (*function.Result, error) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
 	f.mu.Unlock()
 	return f.fn(req)
 }
 
-func (f *fakeFunction) last(t *testing.T) *environment.Request {
+func (f *fakeFunction) last(t *testing.T) *function.Request {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -50,15 +50,15 @@ func (f *fakeFunction) last(t *testing.T) *environment.Request {
 
 // answer makes a function that returns payload with content type ct.
 func answer(payload, ct string) *fakeFunction {
-	return &fakeFunction{fn: func(*environment.Request) (*environment.Result, error) {
-		return &environment.Result{Payload: []byte(payload), ContentType: ct}, nil
+	return &fakeFunction{fn: func(*function.Request) (*function.Result, error) {
+		return &function.Result{Payload: []byte(payload), ContentType: ct}, nil
 	}}
 }
 
 // echoV2 answers a payload 2.0 event with its own body, base64 and
 // headers, and its cookies as Set-Cookie.
 func echoV2() *fakeFunction {
-	return &fakeFunction{fn: func(req *environment.Request) (*environment.Result, error) {
+	return &fakeFunction{fn: func(req *function.Request) (*function.Result, error) {
 		var e events.APIGatewayV2HTTPRequest
 		if err := json.Unmarshal(req.Payload, &e); err != nil {
 			return nil, err
@@ -70,7 +70,7 @@ func echoV2() *fakeFunction {
 			IsBase64Encoded: e.IsBase64Encoded,
 			Cookies:         e.Cookies,
 		})
-		return &environment.Result{Payload: b, ContentType: "application/json"}, nil
+		return &function.Result{Payload: b, ContentType: "application/json"}, nil
 	}}
 }
 
@@ -175,11 +175,11 @@ func TestFunctionURLResults(t *testing.T) {
 			201, "text/plain", "created"},
 		{"plain JSON", answer(`{"hello":"world"}`, "application/json"), 200, "application/json", `{"hello":"world"}`},
 		{"string", answer(`"hi"`, "application/json"), 200, "application/json", `"hi"`},
-		{"function error", &fakeFunction{fn: func(*environment.Request) (*environment.Result, error) {
-			return environment.ErrorResult("Function.Boom", "boom"), nil
+		{"function error", &fakeFunction{fn: func(*function.Request) (*function.Result, error) {
+			return function.ErrorResult("Function.Boom", "boom"), nil
 		}}, 502, "application/json", `{"message":"Internal Server Error"}`},
-		{"timeout", &fakeFunction{fn: func(*environment.Request) (*environment.Result, error) {
-			return environment.ErrorResult("Sandbox.Timedout", "Task timed out after 3.00 seconds"), nil
+		{"timeout", &fakeFunction{fn: func(*function.Request) (*function.Result, error) {
+			return function.ErrorResult("Sandbox.Timedout", "Task timed out after 3.00 seconds"), nil
 		}}, 502, "application/json", `{"message":"Internal Server Error"}`},
 		{"not JSON", answer(`hello`, "text/plain"), 502, "application/json", `{"message":"Internal Server Error"}`},
 		{"bad base64", answer(`{"statusCode":200,"body":"%%%","isBase64Encoded":true}`, "application/json"),
@@ -188,10 +188,10 @@ func TestFunctionURLResults(t *testing.T) {
 			418, "text/x-tea", "short\x00and stout"},
 		{"streamed prelude without NULs", answer(`{"statusCode":200}body`, ContentTypeHTTPIntegration),
 			502, "application/json", `{"message":"Internal Server Error"}`},
-		{"no result", &fakeFunction{fn: func(*environment.Request) (*environment.Result, error) {
-			return &environment.Result{}, nil
+		{"no result", &fakeFunction{fn: func(*function.Request) (*function.Result, error) {
+			return &function.Result{}, nil
 		}}, 502, "application/json", `{"message":"Internal Server Error"}`},
-		{"invoke failed", &fakeFunction{fn: func(*environment.Request) (*environment.Result, error) {
+		{"invoke failed", &fakeFunction{fn: func(*function.Request) (*function.Result, error) {
 			return nil, errors.New("no environment")
 		}}, 500, "application/json", `{"message":"Internal Server Error"}`},
 	} {
@@ -207,7 +207,7 @@ func TestFunctionURLResults(t *testing.T) {
 
 func TestThrottled(t *testing.T) {
 	errBusy := errors.New("busy")
-	s, err := NewFunctionURL(&fakeFunction{fn: func(*environment.Request) (*environment.Result, error) {
+	s, err := NewFunctionURL(&fakeFunction{fn: func(*function.Request) (*function.Result, error) {
 		return nil, errBusy
 	}}, Config{FunctionARN: testARN, ErrThrottled: errBusy})
 	if err != nil {
@@ -278,7 +278,7 @@ func TestHugeHeader(t *testing.T) {
 }
 
 func TestAPIGateway(t *testing.T) {
-	v1 := &fakeFunction{fn: func(req *environment.Request) (*environment.Result, error) {
+	v1 := &fakeFunction{fn: func(req *function.Request) (*function.Result, error) {
 		var e events.APIGatewayProxyRequest
 		if err := json.Unmarshal(req.Payload, &e); err != nil {
 			return nil, err
@@ -288,15 +288,15 @@ func TestAPIGateway(t *testing.T) {
 			MultiValueHeaders: map[string][]string{"X-Tags": e.MultiValueQueryStringParameters["tag"], "Set-Cookie": {"a=1", "b=2"}},
 			Body:              e.Resource + " " + e.PathParameters["proxy"] + " " + e.Body,
 		})
-		return &environment.Result{Payload: b, ContentType: "application/json"}, nil
+		return &function.Result{Payload: b, ContentType: "application/json"}, nil
 	}}
-	v2 := &fakeFunction{fn: func(req *environment.Request) (*environment.Result, error) {
+	v2 := &fakeFunction{fn: func(req *function.Request) (*function.Result, error) {
 		var e events.APIGatewayV2HTTPRequest
 		if err := json.Unmarshal(req.Payload, &e); err != nil {
 			return nil, err
 		}
 		b, _ := json.Marshal(map[string]any{"routeKey": e.RouteKey, "params": e.PathParameters, "stage": e.RequestContext.Stage})
-		return &environment.Result{Payload: b, ContentType: "application/json"}, nil
+		return &function.Result{Payload: b, ContentType: "application/json"}, nil
 	}}
 	routes := []Route{
 		{Method: "GET", Path: "/items/{id}", Function: v2, FunctionARN: testARN},
@@ -406,12 +406,12 @@ func TestBase64RequestBody(t *testing.T) {
 // content type the runtime would post.
 func goHandler(handler any, contentType string) *fakeFunction {
 	h := lambda.NewHandler(handler)
-	return &fakeFunction{fn: func(req *environment.Request) (*environment.Result, error) {
+	return &fakeFunction{fn: func(req *function.Request) (*function.Result, error) {
 		b, err := h.Invoke(context.Background(), req.Payload)
 		if err != nil {
-			return environment.ErrorResult("errorString", err.Error()), nil
+			return function.ErrorResult("errorString", err.Error()), nil
 		}
-		return &environment.Result{Payload: b, ContentType: contentType}, nil
+		return &function.Result{Payload: b, ContentType: contentType}, nil
 	}}
 }
 

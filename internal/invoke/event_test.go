@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/lambdabox/lambdabox/internal/async"
-	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 )
 
@@ -20,8 +19,8 @@ type fakeQueue struct {
 	failures []async.Record
 }
 
-func (q fakeQueue) Enqueue(*environment.Request) error { return q.err }
-func (q fakeQueue) Failures() []async.Record           { return q.failures }
+func (q fakeQueue) Enqueue(*function.Request) error { return q.err }
+func (q fakeQueue) Failures() []async.Record        { return q.failures }
 
 func newQueueServer(q Queue) *httptest.Server {
 	s := NewServer(nil)

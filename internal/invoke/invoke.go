@@ -22,10 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lambdabox/lambdabox/internal/async"
-	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
-	"github.com/lambdabox/lambdabox/internal/pool"
-	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 	"github.com/lambdabox/lambdabox/internal/xray"
 )
 
@@ -36,14 +33,14 @@ const (
 	maxClientContext = 3583
 )
 
-// Function runs invocations of one function; *pool.Pool implements it.
+// Function runs invocations of one function; a pool or a service implements it.
 type Function interface {
-	Invoke(ctx context.Context, req *environment.Request) (*environment.Result, error)
+	Invoke(ctx context.Context, req *function.Request) (*function.Result, error)
 }
 
 // Queue runs asynchronous (Event) invocations; *async.Queue implements it.
 type Queue interface {
-	Enqueue(req *environment.Request) error
+	Enqueue(req *function.Request) error
 	Failures() []async.Record
 }
 
@@ -83,8 +80,9 @@ func NewServer(log *slog.Logger) *Server {
 const FailedEventsPath = "/lambdabox/functions/{name}/failed-events"
 
 // Add registers a function under cfg.Name, with q for its Event
-// invocations. The first function added also answers to the official
-// emulator's name "function".
+// invocations; a function already registered under that name is replaced
+// (requests that already looked it up finish on it). The first function
+// added also answers to the official emulator's name "function".
 func (s *Server) Add(cfg function.Config, fn Function, q Queue) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -94,6 +92,19 @@ func (s *Server) Add(cfg function.Config, fn Function, q Queue) {
 	}
 }
 
+// Remove unregisters the named function: later requests get
+// ResourceNotFoundException. If it answered to "function", the next
+// function added does.
+func (s *Server) Remove(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.funcs, name)
+	if s.def == name {
+		s.def = ""
+	}
+}
+
+// ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // apiError is an Invoke API error, written once by handle.
@@ -142,13 +153,13 @@ func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) *apiError) h
 // lookup resolves a FunctionName path element (name, name:qualifier,
 // partial or full ARN) and the Qualifier parameter.
 func (s *Server) lookup(name, qualifier string) (entry, *apiError) {
-	fname, qual, ok := splitFunctionName(name)
+	fname, qual, ok := function.ParseName(name)
 	if !ok {
-		return entry{}, validationError(name, "functionName", functionNamePattern)
+		return entry{}, validationError(name, "functionName", function.NamePattern)
 	}
 	if qualifier != "" {
-		if !validQualifier(qualifier) {
-			return entry{}, validationError(qualifier, "qualifier", qualifierPattern)
+		if !function.ValidQualifier(qualifier) {
+			return entry{}, validationError(qualifier, "qualifier", function.QualifierPattern)
 		}
 		if qual != "" && qual != qualifier {
 			return entry{}, &apiError{Status: http.StatusBadRequest, Code: "InvalidParameterValueException", Msg: "The derived qualifier from the function name does not match the specified qualifier."}
@@ -156,7 +167,7 @@ func (s *Server) lookup(name, qualifier string) (entry, *apiError) {
 		qual = qualifier
 	}
 	s.mu.RLock()
-	if fname == "function" && s.funcs["function"].fn == nil {
+	if fname == "function" && s.funcs["function"].fn == nil && s.def != "" {
 		fname = s.def
 	}
 	e, ok := s.funcs[fname]
@@ -174,62 +185,11 @@ func (s *Server) lookup(name, qualifier string) (entry, *apiError) {
 	return e, nil
 }
 
-// The patterns Lambda documents for FunctionName and Qualifier, quoted in
-// its validation errors.
-const (
-	functionNamePattern = `(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?`
-	qualifierPattern    = `(|[a-zA-Z0-9$_-]+)`
-)
-
 // validationError is Lambda's answer to a parameter that does not satisfy
 // its documented pattern.
 func validationError(value, param, pattern string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: "ValidationException",
 		Msg: "1 validation error detected: Value '" + value + "' at '" + param + "' failed to satisfy constraint: Member must satisfy regular expression pattern: " + pattern}
-}
-
-// splitFunctionName splits a FunctionName path element in one of its
-// documented forms: name, name:qualifier, account:function:name[:qualifier]
-// or arn:partition:lambda:region:account:function:name[:qualifier]. The
-// partition, region and account are not checked. ok is false for anything
-// else: an empty name or qualifier, characters Lambda does not allow, or
-// parts left over.
-func splitFunctionName(s string) (name, qualifier string, ok bool) {
-	parts := strings.Split(s, ":")
-	switch {
-	case len(parts) > 1 && parts[0] == "arn":
-		if len(parts) < 7 || len(parts) > 8 || parts[2] != "lambda" || parts[5] != "function" {
-			return "", "", false
-		}
-		parts = parts[6:]
-	case len(parts) >= 3:
-		if len(parts) > 4 || parts[1] != "function" {
-			return "", "", false
-		}
-		parts = parts[2:]
-	}
-	if len(parts) > 2 || !validName(parts[0]) {
-		return "", "", false
-	}
-	if len(parts) == 2 {
-		qualifier = parts[1]
-		if qualifier != "$LATEST" && (!validQualifier(qualifier) || strings.Contains(qualifier, "$")) {
-			return "", "", false
-		}
-	}
-	return parts[0], qualifier, true
-}
-
-// validName reports whether s is a function name: one or more letters,
-// digits, hyphens, underscores or periods.
-func validName(s string) bool {
-	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
-}
-
-// validQualifier reports whether s is a Qualifier parameter: 1 to 128
-// letters, digits, hyphens, underscores or dollar signs.
-func validQualifier(s string) bool {
-	return s != "" && len(s) <= 128 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_$") == ""
 }
 
 func badParam(msg string) *apiError {
@@ -239,7 +199,7 @@ func badParam(msg string) *apiError {
 // parseInvoke validates an Invoke or InvokeWithResponseStream request as
 // Lambda does, and builds the invocation. allowed lists the invocation
 // types the operation takes.
-func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *environment.Request, string, *apiError) {
+func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *function.Request, string, *apiError) {
 	fn, e := s.lookup(r.PathValue("name"), r.URL.Query().Get("Qualifier"))
 	if e != nil {
 		return fn, nil, "", e
@@ -282,7 +242,7 @@ func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *enviro
 	if q := r.URL.Query().Get("Qualifier"); q != "" {
 		arn += ":" + q
 	}
-	req := &environment.Request{
+	req := &function.Request{
 		Invocation: runtimeInvocation(r, payload, arn, traceID, clientContext),
 		Tail:       tail,
 	}
@@ -291,10 +251,10 @@ func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *enviro
 
 // run invokes fn, mapping throttles and lambdabox's own failures to
 // Lambda's errors.
-func run(ctx context.Context, fn entry, req *environment.Request) (*environment.Result, *apiError) {
+func run(ctx context.Context, fn entry, req *function.Request) (*function.Result, *apiError) {
 	res, err := fn.fn.Invoke(ctx, req)
 	switch {
-	case errors.Is(err, pool.ErrThrottled):
+	case errors.Is(err, function.ErrThrottled):
 		return nil, &apiError{Status: http.StatusTooManyRequests, Code: "TooManyRequestsException", Msg: "Rate Exceeded.",
 			Reason: "ReservedFunctionConcurrentInvocationLimitExceeded", RetryAfter: 1}
 	case err != nil:
@@ -383,12 +343,12 @@ const HeaderCognitoIdentity = "X-Lambdabox-Cognito-Identity"
 
 // runtimeInvocation is the event as the runtime will see it. Its id is the
 // request id the client gets back in x-amzn-RequestId.
-func runtimeInvocation(r *http.Request, payload []byte, arn, traceID, clientContext string) runtimeapi.Invocation {
+func runtimeInvocation(r *http.Request, payload []byte, arn, traceID, clientContext string) function.Invocation {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" || strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		ct = "application/json" // what curl -d and some SDKs send by default
 	}
-	return runtimeapi.Invocation{
+	return function.Invocation{
 		ID:              r.Context().Value(requestIDKey{}).(string),
 		Payload:         payload,
 		ContentType:     ct,

@@ -16,7 +16,6 @@ import (
 	"testing"
 
 	"github.com/lambdabox/lambdabox/internal/async"
-	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
 )
 
@@ -105,10 +104,10 @@ func oracleResolves(name, qualifier string) (function.Config, bool) {
 // fuzzQueue accepts every Event invocation; a hand-written fake.
 type fuzzQueue struct {
 	mu  sync.Mutex
-	got []*environment.Request
+	got []*function.Request
 }
 
-func (q *fuzzQueue) Enqueue(req *environment.Request) error {
+func (q *fuzzQueue) Enqueue(req *function.Request) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.got = append(q.got, req)
@@ -121,14 +120,14 @@ func (q *fuzzQueue) Failures() []async.Record { return nil }
 // request.
 type recordingEcho struct {
 	mu   sync.Mutex
-	last *environment.Request
+	last *function.Request
 }
 
-func (f *recordingEcho) Invoke(_ context.Context, req *environment.Request) (*environment.Result, error) {
+func (f *recordingEcho) Invoke(_ context.Context, req *function.Request) (*function.Result, error) {
 	f.mu.Lock()
 	f.last = req
 	f.mu.Unlock()
-	return &environment.Result{Payload: req.Payload, ContentType: "application/json"}, nil
+	return &function.Result{Payload: req.Payload, ContentType: "application/json"}, nil
 }
 
 // documentedStatus are the statuses the Invoke API answers with, in the

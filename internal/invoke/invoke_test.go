@@ -11,28 +11,26 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lambdabox/lambdabox/internal/environment"
 	"github.com/lambdabox/lambdabox/internal/function"
-	"github.com/lambdabox/lambdabox/internal/pool"
 )
 
 // fakeFunction answers every invoke with fn's result; a hand-written fake.
 type fakeFunction struct {
-	fn func(*environment.Request) (*environment.Result, error)
+	fn func(*function.Request) (*function.Result, error)
 }
 
-func (f fakeFunction) Invoke(_ context.Context, req *environment.Request) (*environment.Result, error) {
+func (f fakeFunction) Invoke(_ context.Context, req *function.Request) (*function.Result, error) {
 	return f.fn(req)
 }
 
-func newServer(fn func(*environment.Request) (*environment.Result, error)) *httptest.Server {
+func newServer(fn func(*function.Request) (*function.Result, error)) *httptest.Server {
 	s := NewServer(nil)
 	s.Add(function.Config{Name: "f", Command: []string{"/b"}}.WithDefaults(), fakeFunction{fn}, nil)
 	return httptest.NewServer(s)
 }
 
-func echo(req *environment.Request) (*environment.Result, error) {
-	return &environment.Result{Payload: req.Payload, ContentType: "application/json"}, nil
+func echo(req *function.Request) (*function.Result, error) {
+	return &function.Result{Payload: req.Payload, ContentType: "application/json"}, nil
 }
 
 func TestLookup(t *testing.T) {
@@ -63,10 +61,10 @@ func TestThrottledAndServiceErrors(t *testing.T) {
 		status int
 		code   string
 	}{
-		{pool.ErrThrottled, 429, "TooManyRequestsException"},
+		{function.ErrThrottled, 429, "TooManyRequestsException"},
 		{context.DeadlineExceeded, 500, "ServiceException"},
 	} {
-		ts := newServer(func(*environment.Request) (*environment.Result, error) { return nil, c.err })
+		ts := newServer(func(*function.Request) (*function.Result, error) { return nil, c.err })
 		resp, err := http.Post(ts.URL+"/2015-03-31/functions/f/invocations", "", strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
@@ -86,7 +84,7 @@ func TestThrottledAndServiceErrors(t *testing.T) {
 
 func TestEmptyPayloadIsEmptyObject(t *testing.T) {
 	got := make(chan string, 1)
-	ts := newServer(func(req *environment.Request) (*environment.Result, error) {
+	ts := newServer(func(req *function.Request) (*function.Result, error) {
 		got <- string(req.Payload)
 		return echo(req)
 	})
@@ -136,5 +134,51 @@ func TestReadPayload(t *testing.T) {
 				t.Errorf("error %+v, want %d %s", e, tt.status, tt.code)
 			}
 		})
+	}
+}
+
+func TestAddReplaceRemove(t *testing.T) {
+	s := NewServer(nil)
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	answer := func(body string) fakeFunction {
+		return fakeFunction{func(*function.Request) (*function.Result, error) {
+			return &function.Result{Payload: []byte(body)}, nil
+		}}
+	}
+	call := func(name string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(ts.URL+"/2015-03-31/functions/"+name+"/invocations", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	s.Add(function.Config{Name: "a"}.WithDefaults(), answer(`"a1"`), nil)
+	s.Add(function.Config{Name: "b"}.WithDefaults(), answer(`"b"`), nil)
+	for _, c := range []struct{ name, want string }{{"a", `"a1"`}, {"function", `"a1"`}, {"b", `"b"`}} {
+		if code, body := call(c.name); code != 200 || body != c.want {
+			t.Errorf("%s: %d %s, want %s", c.name, code, body, c.want)
+		}
+	}
+	s.Add(function.Config{Name: "a"}.WithDefaults(), answer(`"a2"`), nil) // replaced
+	if _, body := call("function"); body != `"a2"` {
+		t.Errorf("after replace: %s", body)
+	}
+	s.Remove("a")
+	if code, body := call("a"); code != 404 || !strings.Contains(body, "Function not found") {
+		t.Errorf("removed a: %d %s", code, body)
+	}
+	if code, _ := call("function"); code != 404 {
+		t.Errorf("function after its function was removed: %d", code)
+	}
+	s.Add(function.Config{Name: "c"}.WithDefaults(), answer(`"c"`), nil)
+	if _, body := call("function"); body != `"c"` {
+		t.Errorf("function names the next added: %s", body)
+	}
+	if code, _ := call("b"); code != 200 {
+		t.Errorf("b: %d", code)
 	}
 }

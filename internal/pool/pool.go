@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/lambdabox/lambdabox/internal/environment"
+	"github.com/lambdabox/lambdabox/internal/function"
 )
 
 // ErrThrottled is returned by Invoke when no environment can take the
 // request: the concurrency limit is reached and queueing is off or the
-// wait ran out.
-var ErrThrottled = errors.New("concurrency limit reached")
+// wait ran out. It is function.ErrThrottled.
+var ErrThrottled = function.ErrThrottled
 
 // Config configures a Pool.
 type Config struct {
@@ -88,7 +89,7 @@ func New(cfg Config) (*Pool, error) {
 
 // Invoke runs req on an idle environment, or a new one while the limit
 // allows; otherwise it waits (Queue) or returns ErrThrottled.
-func (p *Pool) Invoke(ctx context.Context, req *environment.Request) (*environment.Result, error) {
+func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Result, error) {
 	if err := p.acquireSlot(ctx); err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ var requests atomic.Int64
 
 func invoke(ctx context.Context, p *Pool, payload string) (string, error) {
 	id := fmt.Sprintf("request-%d", requests.Add(1))
-	res, err := p.Invoke(ctx, &environment.Request{Invocation: runtimeapi.Invocation{ID: id, Payload: []byte(payload)}})
+	res, err := p.Invoke(ctx, &function.Request{Invocation: runtimeapi.Invocation{ID: id, Payload: []byte(payload)}})
 	if err != nil {
 		return "", err
 	}

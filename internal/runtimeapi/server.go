@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/lambdabox/lambdabox/internal/function"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,12 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 )
 
 // MaxResponseSize is the largest buffered response a runtime may post:
 // 6 MiB + 100 bytes.
-const MaxResponseSize = 6291556
+const MaxResponseSize = function.MaxResponseSize
 
 // Header names of the Runtime API.
 const (
@@ -33,22 +33,7 @@ const (
 )
 
 // Invocation is one event as the runtime receives it from next.
-type Invocation struct {
-	ID              string
-	Payload         []byte
-	ContentType     string // default application/json
-	Deadline        time.Time
-	FunctionARN     string
-	TraceID         string
-	ClientContext   string // JSON, already decoded from base64
-	CognitoIdentity string // JSON
-	TenantID        string
-	// Streaming is set for invokes whose caller takes a stream
-	// (InvokeWithResponseStream, streaming function URLs): the runtime's
-	// response is then streamed even without the response-mode header,
-	// which aws-lambda-go never sends.
-	Streaming bool
-}
+type Invocation = function.Invocation
 
 // Response is what the runtime (or the platform on its behalf) answered.
 type Response struct {
