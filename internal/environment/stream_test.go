@@ -124,7 +124,9 @@ func TestBufferedStreamsShareNothing(t *testing.T) {
 	d := &sandboxtest.Driver{Handler: behaviours, Stream: streams}
 	var wg sync.WaitGroup
 	for w := range 2 {
-		e, _ := newTestEnv(t, d)
+		// A loaded machine under the race detector may be slow; the test
+		// is about sharing, not speed.
+		e, _ := newTestEnvConfig(t, d, func(c *Config) { c.Function.Timeout = time.Minute })
 		wg.Go(func() {
 			for i := range 100 {
 				id := fmt.Sprintf("w%d-%d", w, i)
