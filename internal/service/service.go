@@ -769,9 +769,13 @@ func (s *Service) Run(ctx context.Context) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	for i, f := range s.fronts {
+	// The Invoke API (the first front) listens last: once it accepts
+	// connections, every other front does too, which is what a client or
+	// a health check polling it may rely on.
+	order := append(append([]*front{}, s.fronts[1:]...), s.fronts[0])
+	for i, f := range order {
 		if err := s.listen(f); err != nil {
-			for _, g := range s.fronts[:i] {
+			for _, g := range order[:i] {
 				g.ln.Close()
 			}
 			s.closed = true
