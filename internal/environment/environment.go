@@ -5,7 +5,10 @@
 // START, END and REPORT lines and the telemetry events Lambda emits.
 //
 // An Environment runs one invoke at a time; the caller (a pool) serialises
-// Init, Invoke, Settle and Shutdown.
+// Init, Invoke, Settle and Shutdown. In Lambda Managed Instances mode
+// (function.Config.PerEnvironmentConcurrency) it runs up to that many at
+// once through InvokeShared; Init and Shutdown stay the caller's to
+// serialise against them.
 package environment
 
 import (
@@ -96,6 +99,10 @@ type Environment struct {
 	initDur   time.Duration // reported by the next REPORT line, then zeroed
 	maxMemory uint64
 	unsettled *report // the last invocation, until Settle
+
+	// managed is set in Lambda Managed Instances mode, where invokes run
+	// concurrently through InvokeShared.
+	managed *managed
 }
 
 // New starts the environment's APIs. The runtime itself starts on Init or
@@ -148,6 +155,10 @@ func New(cfg Config) (*Environment, error) {
 		logs:     &logSink{out: cfg.Output},
 	}
 	e.api = runtimeapi.NewServer(e.log, cfg.StreamShaping)
+	if f.ManagedInstances() {
+		e.api.SetConcurrency(f.Slots())
+		e.managed = &managed{}
+	}
 	e.ext = extensions.NewServer(extensions.Function{Name: f.Name, Version: f.Version, Handler: f.Handler, AccountID: f.AccountID}, e.log)
 	e.tel = telemetry.NewHub(e.ext.Name, e.log)
 	e.logs.publish = func(kind, line string) {
@@ -591,7 +602,12 @@ func (e *Environment) measureMemory() {
 }
 
 func (e *Environment) exitResponse(id string) *runtimeapi.Response {
-	st := e.proc.Exit()
+	return exitResponse(e.proc, id)
+}
+
+// exitResponse is the failure of an invoke whose runtime proc exited.
+func exitResponse(proc sandbox.Proc, id string) *runtimeapi.Response {
+	st := proc.Exit()
 	msg := "Runtime exited with error: " + st.String()
 	if st.Code == 0 && st.Signal == "" {
 		msg = "Runtime exited without providing a reason"

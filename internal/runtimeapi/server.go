@@ -176,6 +176,9 @@ func (s *Server) Dispatch(inv *Invocation) <-chan *Response {
 	c.invID = s.nonce + strconv.FormatUint(s.seq.Add(1), 16)
 	s.mu.Lock()
 	g := s.gen
+	if s.gone[inv.ID] == goneEnded {
+		delete(s.gone, inv.ID) // the id is used again
+	}
 	s.mu.Unlock()
 	select {
 	case g.pending <- c:
@@ -195,6 +198,7 @@ func (s *Server) Abandon(id string) bool {
 	defer s.mu.Unlock()
 	c, ok := s.inflight[id]
 	if !ok {
+		s.forget(id, goneEnded) // next skips it if it is still pending
 		return false
 	}
 	delete(s.inflight, id)
@@ -236,7 +240,14 @@ type apiError struct {
 
 func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) *apiError) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if e := fn(w, r); e != nil {
+		e := fn(w, r)
+		if e == errDiscarded {
+			s.log.Warn("discarding a late answer to an invocation that timed out", "path", r.URL.Path)
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, MaxStreamSize))
+			writeAccepted(w)
+			return
+		}
+		if e != nil {
 			s.log.Warn("runtime API request rejected", "path", r.URL.Path, "error_type", e.Type, "error", e.Msg)
 			writeJSON(w, e.Status, map[string]string{"errorMessage": e.Msg, "errorType": e.Type})
 		}
@@ -279,12 +290,18 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 	s.mu.Unlock()
 
 	var c *call
-	select {
-	case c = <-g.pending:
-	case <-r.Context().Done():
-		return nil
+	for {
+		select {
+		case c = <-g.pending:
+		case <-r.Context().Done():
+			return nil
+		}
+		s.mu.Lock()
+		if s.gone[c.inv.ID] != goneEnded || s.gen != g {
+			break
+		}
+		s.mu.Unlock() // abandoned before any worker took it
 	}
-	s.mu.Lock()
 	if s.gen != g { // the environment was reset while we waited
 		s.mu.Unlock()
 		c.done <- ErrorResponse("Runtime.Unknown", "RequestId: "+c.inv.ID+" Error: runtime was reset")
@@ -325,10 +342,17 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 	return nil
 }
 
+// errDiscarded is claim's answer to a late answer, without an echoed
+// Invocation-Id, to an invocation given up on: it is accepted (202), so
+// that a runtime that does not know the header keeps running, and dropped.
+var errDiscarded = &apiError{Status: http.StatusAccepted}
+
 // claim takes the in-flight invocation with request id id, so that exactly
 // one response or error is taken for it. invID is the echoed
 // Invocation-Id, "" when the runtime did not send one: a stale or foreign
-// one is answered 410, as is a late answer to an abandoned invocation.
+// one is answered 410 Runtime.InvokeTimeout and reaches no caller. A
+// runtime that does not echo it is not checked: its late answer to an
+// abandoned invocation gets errDiscarded.
 func (s *Server) claim(id, invID string) (*call, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -341,7 +365,9 @@ func (s *Server) claim(id, invID string) (*call, *apiError) {
 	case c != nil && (invID == "" || invID == c.invID):
 	case why == goneAnswered:
 		return nil, &apiError{http.StatusForbidden, "InvalidStateTransition", "State transition from ResponseSent to ResponseSent failed: invocation " + id + " was already answered"}
-	case invID != "" || why == goneEnded:
+	case invID == "" && why == goneEnded:
+		return nil, errDiscarded
+	case invID != "":
 		return nil, &apiError{http.StatusGone, "Runtime.InvokeTimeout", "Invoke timeout: the invocation " + id + " is no longer running; the response was discarded"}
 	default:
 		return nil, &apiError{http.StatusBadRequest, "InvalidRequestID", "Invalid request ID"}
