@@ -173,7 +173,8 @@ func (s *Server) Reset() Generation {
 // receives the runtime's answer; the caller enforces the deadline.
 func (s *Server) Dispatch(inv *Invocation) <-chan *Response {
 	c := &call{inv: inv, done: make(chan *Response, 1)}
-	c.invID = s.nonce + strconv.FormatUint(s.seq.Add(1), 16)
+	var b [40]byte
+	c.invID = string(strconv.AppendUint(append(b[:0], s.nonce...), s.seq.Add(1), 16))
 	s.mu.Lock()
 	g := s.gen
 	if s.gone[inv.ID] == goneEnded {
