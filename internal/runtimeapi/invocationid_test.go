@@ -2,6 +2,7 @@ package runtimeapi
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +106,21 @@ func TestConcurrentNext(t *testing.T) {
 	}
 	if r := wait(t, a2); string(r.Payload) != "B" {
 		t.Errorf("b got %q", r.Payload)
+	}
+}
+
+// The memory of answered and abandoned ids stays bounded.
+func TestGoneIsBounded(t *testing.T) {
+	s := NewServer(nil, false)
+	for i := range 3 * maxGone {
+		s.mu.Lock()
+		s.forget("id-"+strconv.Itoa(i), goneAnswered)
+		s.mu.Unlock()
+	}
+	if n := len(s.gone); n > maxGone {
+		t.Errorf("%d ids remembered, want at most %d", n, maxGone)
+	}
+	if s.gone["id-"+strconv.Itoa(3*maxGone-1)] != goneAnswered {
+		t.Error("the latest id was forgotten")
 	}
 }

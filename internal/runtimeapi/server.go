@@ -89,9 +89,11 @@ type Server struct {
 	conc     int              // invocations the runtime may hold at once
 	inflight map[string]*call // handed to the runtime and not yet answered, by request id
 	// gone remembers recent request and invocation ids no longer in
-	// flight: ended (timed out, reset) or answered; goneIDs bounds it.
+	// flight: ended (timed out, reset) or answered; goneIDs, a ring of
+	// the last maxGone, bounds it.
 	gone    map[string]goneReason
-	goneIDs []string
+	goneIDs [maxGone]string
+	goneAt  int // the ring's next slot
 }
 
 // maxGone bounds how many ids gone remembers.
@@ -211,12 +213,12 @@ func (s *Server) Abandon(id string) bool {
 // forget remembers an id that may no longer be answered, and why; the
 // caller holds s.mu.
 func (s *Server) forget(id string, why goneReason) {
-	s.gone[id] = why
-	s.goneIDs = append(s.goneIDs, id)
-	for len(s.goneIDs) > maxGone {
-		delete(s.gone, s.goneIDs[0])
-		s.goneIDs = s.goneIDs[1:]
+	if old := s.goneIDs[s.goneAt]; old != "" {
+		delete(s.gone, old)
 	}
+	s.gone[id] = why
+	s.goneIDs[s.goneAt] = id
+	s.goneAt = (s.goneAt + 1) % maxGone
 }
 
 // Withdraw takes back the invocation dispatched to a runtime that has not
