@@ -279,7 +279,9 @@ func (e *Environment) Settle() {
 	e.measureMemory() // a reset above measured before it ended the runtime
 	e.logs.flush()
 	// END, the timeout line if any, and REPORT go out in one write.
-	lines := []byte("END RequestId: " + r.id + "\n")
+	// END, the timeout line and REPORT in one buffer, grown once.
+	lines := append(append(make([]byte, 0, 320), "END RequestId: "...), r.id...)
+	lines = append(lines, '\n')
 	if r.timedOut() {
 		lines = append(lines, r.end.UTC().Format("2006-01-02T15:04:05.000Z")+" "+r.id+" Task timed out after "+e.timeoutSeconds()+" seconds\n"...)
 	}
@@ -634,7 +636,7 @@ func requestPrefix(id string) string {
 // Duration. failure, the error type of a platform failure, gives the
 // Status Lambda prints: "timeout", or "error" with the Error Type.
 func (e *Environment) report(b []byte, id string, d time.Duration, failure string) []byte {
-	b = append(b, "REPORT RequestId: "+id...)
+	b = append(append(b, "REPORT RequestId: "...), id...)
 	b = append(b, "\tDuration: "...)
 	b = strconv.AppendFloat(b, millis(d), 'f', 2, 64)
 	b = append(b, " ms\tBilled Duration: "...)

@@ -165,7 +165,9 @@ func (e *Environment) settleShared(ctx context.Context, r *report, initDur time.
 		r.end = time.Now()
 	}
 	e.logs.flush()
-	lines := []byte("END RequestId: " + r.id + "\n")
+	// END, the timeout line and REPORT in one buffer, grown once.
+	lines := append(append(make([]byte, 0, 320), "END RequestId: "...), r.id...)
+	lines = append(lines, '\n')
 	if r.timedOut() {
 		lines = append(lines, r.end.UTC().Format("2006-01-02T15:04:05.000Z")+" "+r.id+" Task timed out after "+e.timeoutSeconds()+" seconds\n"...)
 	}

@@ -265,12 +265,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-var accepted = []byte(`{"status":"OK"}`)
+var (
+	accepted = []byte(`{"status":"OK"}`)
+	// Header values shared by every answer, never modified: one
+	// allocation fewer each on the hot path.
+	jsonType       = []string{"application/json"}
+	acceptedLength = []string{strconv.Itoa(len(accepted))}
+)
 
 func writeAccepted(w http.ResponseWriter) {
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(accepted))}
+	h["Content-Type"] = jsonType
+	h["Content-Length"] = acceptedLength
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write(accepted)
 }
@@ -334,11 +340,11 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 	if inv.TenantID != "" {
 		h[HeaderTenantID] = []string{inv.TenantID}
 	}
-	ct := inv.ContentType
-	if ct == "" {
-		ct = "application/json"
+	if ct := inv.ContentType; ct == "" || ct == "application/json" {
+		h["Content-Type"] = jsonType
+	} else {
+		h["Content-Type"] = []string{ct}
 	}
-	h["Content-Type"] = []string{ct}
 	h["Content-Length"] = []string{strconv.Itoa(len(inv.Payload))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(inv.Payload)
