@@ -206,7 +206,8 @@ func (e *Environment) Invoke(ctx context.Context, req *function.Request) *functi
 	e.Settle()
 	start := time.Now()
 	deadline := start.Add(e.cfg.Timeout)
-	ctx = context.WithoutCancel(ctx)
+	// ctx's cancellation is dropped where it could cut Init or a reset
+	// short (ensureInit, reset), not here: one allocation fewer per invoke.
 	if req.Tail {
 		e.logs.begin()
 	}
@@ -343,6 +344,7 @@ func (e *Environment) ensureInit(ctx context.Context, id string, start, deadline
 	if e.running() {
 		return nil, ""
 	}
+	ctx = context.WithoutCancel(ctx)
 	// On-demand Init has its own limit; when it runs out, Init is tried once
 	// more inside the invoke's own timeout (a "suppressed init").
 	resp, timedOut := e.init(ctx, id, minTime(start.Add(e.cfg.InitTimeout), deadline))
@@ -531,7 +533,7 @@ func (e *Environment) running() bool {
 // SIGKILL for the runtime, SHUTDOWN and a short grace for the extensions.
 // Memory is measured first, so REPORT has the figure of what ran.
 func (e *Environment) reset(ctx context.Context, reason string) {
-	e.shutdown(ctx, reason, 0)
+	e.shutdown(context.WithoutCancel(ctx), reason, 0)
 }
 
 // shutdown ends everything the environment runs: the runtime gets SIGTERM

@@ -116,7 +116,7 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 		return nil, err
 	}
 	var res *function.Result
-	settle := ie.env.Settle
+	var settle func() // a managed environment's, for this invoke
 	if ie.env.Managed() {
 		res, settle = ie.env.InvokeShared(ctx, req)
 	} else {
@@ -125,7 +125,11 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 	// The caller answers while the environment settles (END, REPORT); the
 	// slot takes its next invoke only after that.
 	go func() {
-		settle()
+		if settle != nil {
+			settle()
+		} else {
+			ie.env.Settle()
+		}
 		p.put(ie)
 		<-p.slots
 	}()
