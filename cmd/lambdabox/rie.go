@@ -64,6 +64,7 @@ type rieOptions struct {
 	memoryMB       int
 	env            []string
 	maxConcurrency int
+	perEnvConc     int
 	queue          bool
 	keepAlive      time.Duration
 	provisioned    int
@@ -98,6 +99,7 @@ func (o *rieOptions) flags() *pflag.FlagSet {
 	fs.IntVar(&o.memoryMB, "memory-size", 0, "memory in MB (default $AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else 3008)")
 	fs.StringArrayVar(&o.env, "env", nil, "extra function environment variable KEY=VALUE (repeatable)")
 	fs.IntVar(&o.maxConcurrency, "max-concurrency", 1, "execution environments, and so invokes running at once (reserved concurrency)")
+	fs.IntVar(&o.perEnvConc, "per-environment-concurrency", 0, "run as on Lambda Managed Instances: each environment takes up to N invokes at once, and the runtime sees AWS_LAMBDA_MAX_CONCURRENCY=N (default $AWS_LAMBDA_MAX_CONCURRENCY, else the template's CapacityProviderConfig, else 0: one invoke per environment). Invokes past --max-concurrency × N queue or get 429")
 	fs.BoolVar(&o.queue, "queue", true, "requests past --max-concurrency wait for an environment, up to the timeout; --queue=false answers 429 TooManyRequestsException at once, as Lambda does")
 	fs.DurationVar(&o.keepAlive, "keep-alive", 0, "shut down environments idle this long (SHUTDOWN spindown, SIGTERM, SIGKILL); 0 keeps them")
 	fs.IntVar(&o.provisioned, "provisioned", 0, "pre-warm this many environments at start, as provisioned concurrency (AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency)")
@@ -114,7 +116,7 @@ func (o *rieOptions) flags() *pflag.FlagSet {
 	fs.StringVar(&o.apiAddr, "api-address", "127.0.0.1:3000", "address of the API Gateway emulation, when routes are given")
 	fs.StringArrayVar(&o.httpRoutes, "route", nil, `HTTP API route (payload 2.0), e.g. "GET /items/{id}", "ANY /files/{proxy+}", "$default" (repeatable)`)
 	fs.StringArrayVar(&o.restRoutes, "rest-route", nil, `REST API route (payload 1.0), e.g. "GET /items/{id}" (repeatable)`)
-	fs.StringVar(&o.template, "template", "", "SAM template: its Api and HttpApi events become routes; Timeout, MemorySize and Environment apply unless set otherwise")
+	fs.StringVar(&o.template, "template", "", "SAM template: its Api and HttpApi events become routes; Timeout, MemorySize, Environment and CapacityProviderConfig.PerExecutionEnvironmentMaxConcurrency apply unless set otherwise")
 	fs.StringVar(&o.templateFn, "template-function", "", "the template's function (logical id or FunctionName); default: the only one")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's net/http/pprof debug endpoints (goroutines, heap, CPU) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
@@ -259,6 +261,18 @@ func rieFunction(o rieOptions, command []string, tf *template.Function, log *slo
 		Env:          append(os.Environ(), o.env...),
 		ExecutionEnv: os.Getenv("AWS_EXECUTION_ENV"),
 		MemoryMB:     o.memoryMB,
+
+		PerEnvironmentConcurrency: o.perEnvConc,
+	}
+	if cfg.PerEnvironmentConcurrency == 0 {
+		// As the official emulator reads it.
+		if v := os.Getenv("AWS_LAMBDA_MAX_CONCURRENCY"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return cfg, fmt.Errorf("AWS_LAMBDA_MAX_CONCURRENCY=%q: want a whole number from 1 to %d", v, function.MaxPerEnvironmentConcurrency)
+			}
+			cfg.PerEnvironmentConcurrency = n
+		}
 	}
 	if cfg.Timeout == 0 {
 		if v := os.Getenv("AWS_LAMBDA_FUNCTION_TIMEOUT"); v != "" {
@@ -286,6 +300,9 @@ func rieFunction(o rieOptions, command []string, tf *template.Function, log *slo
 		}
 		if cfg.MemoryMB == 0 {
 			cfg.MemoryMB = tf.MemorySize
+		}
+		if cfg.PerEnvironmentConcurrency == 0 {
+			cfg.PerEnvironmentConcurrency = tf.PerEnvironmentConcurrency
 		}
 		for k, v := range tf.Environment {
 			cfg.Env = append([]string{k + "=" + v}, cfg.Env...)

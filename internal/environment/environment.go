@@ -5,7 +5,10 @@
 // START, END and REPORT lines and the telemetry events Lambda emits.
 //
 // An Environment runs one invoke at a time; the caller (a pool) serialises
-// Init, Invoke, Settle and Shutdown.
+// Init, Invoke, Settle and Shutdown. In Lambda Managed Instances mode
+// (function.Config.PerEnvironmentConcurrency) it runs up to that many at
+// once through InvokeShared; Init and Shutdown stay the caller's to
+// serialise against them.
 package environment
 
 import (
@@ -96,6 +99,10 @@ type Environment struct {
 	initDur   time.Duration // reported by the next REPORT line, then zeroed
 	maxMemory uint64
 	unsettled *report // the last invocation, until Settle
+
+	// managed is set in Lambda Managed Instances mode, where invokes run
+	// concurrently through InvokeShared.
+	managed *managed
 }
 
 // New starts the environment's APIs. The runtime itself starts on Init or
@@ -148,6 +155,10 @@ func New(cfg Config) (*Environment, error) {
 		logs:     &logSink{out: cfg.Output},
 	}
 	e.api = runtimeapi.NewServer(e.log, cfg.StreamShaping)
+	if f.ManagedInstances() {
+		e.api.SetConcurrency(f.Slots())
+		e.managed = &managed{}
+	}
 	e.ext = extensions.NewServer(extensions.Function{Name: f.Name, Version: f.Version, Handler: f.Handler, AccountID: f.AccountID}, e.log)
 	e.tel = telemetry.NewHub(e.ext.Name, e.log)
 	e.logs.publish = func(kind, line string) {
@@ -195,7 +206,8 @@ func (e *Environment) Invoke(ctx context.Context, req *function.Request) *functi
 	e.Settle()
 	start := time.Now()
 	deadline := start.Add(e.cfg.Timeout)
-	ctx = context.WithoutCancel(ctx)
+	// ctx's cancellation is dropped where it could cut Init or a reset
+	// short (ensureInit, reset), not here: one allocation fewer per invoke.
 	if req.Tail {
 		e.logs.begin()
 	}
@@ -268,7 +280,9 @@ func (e *Environment) Settle() {
 	e.measureMemory() // a reset above measured before it ended the runtime
 	e.logs.flush()
 	// END, the timeout line if any, and REPORT go out in one write.
-	lines := []byte("END RequestId: " + r.id + "\n")
+	// END, the timeout line and REPORT in one buffer, grown once.
+	lines := append(append(make([]byte, 0, 320), "END RequestId: "...), r.id...)
+	lines = append(lines, '\n')
 	if r.timedOut() {
 		lines = append(lines, r.end.UTC().Format("2006-01-02T15:04:05.000Z")+" "+r.id+" Task timed out after "+e.timeoutSeconds()+" seconds\n"...)
 	}
@@ -330,6 +344,7 @@ func (e *Environment) ensureInit(ctx context.Context, id string, start, deadline
 	if e.running() {
 		return nil, ""
 	}
+	ctx = context.WithoutCancel(ctx)
 	// On-demand Init has its own limit; when it runs out, Init is tried once
 	// more inside the invoke's own timeout (a "suppressed init").
 	resp, timedOut := e.init(ctx, id, minTime(start.Add(e.cfg.InitTimeout), deadline))
@@ -518,7 +533,7 @@ func (e *Environment) running() bool {
 // SIGKILL for the runtime, SHUTDOWN and a short grace for the extensions.
 // Memory is measured first, so REPORT has the figure of what ran.
 func (e *Environment) reset(ctx context.Context, reason string) {
-	e.shutdown(ctx, reason, 0)
+	e.shutdown(context.WithoutCancel(ctx), reason, 0)
 }
 
 // shutdown ends everything the environment runs: the runtime gets SIGTERM
@@ -591,7 +606,12 @@ func (e *Environment) measureMemory() {
 }
 
 func (e *Environment) exitResponse(id string) *runtimeapi.Response {
-	st := e.proc.Exit()
+	return exitResponse(e.proc, id)
+}
+
+// exitResponse is the failure of an invoke whose runtime proc exited.
+func exitResponse(proc sandbox.Proc, id string) *runtimeapi.Response {
+	st := proc.Exit()
 	msg := "Runtime exited with error: " + st.String()
 	if st.Code == 0 && st.Signal == "" {
 		msg = "Runtime exited without providing a reason"
@@ -618,7 +638,7 @@ func requestPrefix(id string) string {
 // Duration. failure, the error type of a platform failure, gives the
 // Status Lambda prints: "timeout", or "error" with the Error Type.
 func (e *Environment) report(b []byte, id string, d time.Duration, failure string) []byte {
-	b = append(b, "REPORT RequestId: "+id...)
+	b = append(append(b, "REPORT RequestId: "...), id...)
 	b = append(b, "\tDuration: "...)
 	b = strconv.AppendFloat(b, millis(d), 'f', 2, 64)
 	b = append(b, " ms\tBilled Duration: "...)

@@ -191,6 +191,11 @@ func (s *Server) Errors() []Error {
 	return append([]Error(nil), s.errs...)
 }
 
+// eventQueue is how many events an extension may leave unfetched before
+// the next is dropped: in Lambda Managed Instances mode every concurrent
+// invoke sends one INVOKE.
+const eventQueue = 256
+
 // Send hands ev to every extension subscribed to its type. Each is busy
 // until it calls event/next again.
 func (s *Server) Send(ev Event) {
@@ -271,7 +276,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	x := &ext{id: uuid.NewString(), name: name, internal: internal, events: events, queue: make(chan Event, 4)}
+	x := &ext{id: uuid.NewString(), name: name, internal: internal, events: events, queue: make(chan Event, eventQueue)}
 	s.exts[x.id] = x
 	s.order = append(s.order, x)
 	s.notifyLocked()

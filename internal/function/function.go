@@ -56,7 +56,25 @@ type Config struct {
 	// Credentials are given to the runtime as AWS_ACCESS_KEY_ID,
 	// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; empty ones are unset.
 	Credentials Credentials
+
+	// PerEnvironmentConcurrency, when positive, runs the function as on
+	// Lambda Managed Instances: each execution environment takes up to this
+	// many invokes at once (PerExecutionEnvironmentMaxConcurrency, 1 to
+	// 1600), and the runtime sees it as AWS_LAMBDA_MAX_CONCURRENCY. Zero is
+	// Lambda's default mode: one invoke per environment.
+	PerEnvironmentConcurrency int
 }
+
+// MaxPerEnvironmentConcurrency is Lambda's limit on
+// PerExecutionEnvironmentMaxConcurrency.
+const MaxPerEnvironmentConcurrency = 1600
+
+// ManagedInstances reports whether the function runs as on Lambda Managed
+// Instances (PerEnvironmentConcurrency set).
+func (c Config) ManagedInstances() bool { return c.PerEnvironmentConcurrency > 0 }
+
+// Slots is how many invokes one execution environment takes at once.
+func (c Config) Slots() int { return max(c.PerEnvironmentConcurrency, 1) }
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
@@ -101,6 +119,9 @@ func (c Config) Validate() error {
 	if c.MemoryMB < 128 || c.MemoryMB > 10240 {
 		errs = append(errs, fmt.Errorf("memory size %d MB: must be between 128 and 10240", c.MemoryMB))
 	}
+	if c.PerEnvironmentConcurrency < 0 || c.PerEnvironmentConcurrency > MaxPerEnvironmentConcurrency {
+		errs = append(errs, fmt.Errorf("per-environment concurrency %d: must be between 1 and %d (0: one invoke per environment)", c.PerEnvironmentConcurrency, MaxPerEnvironmentConcurrency))
+	}
 	if len(c.Command) == 0 || c.Command[0] == "" {
 		errs = append(errs, errors.New("no bootstrap command"))
 	}
@@ -125,7 +146,7 @@ func Reserved(name string) bool {
 		"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
 		"AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
 		"AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-		"AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR":
+		"AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "AWS_LAMBDA_MAX_CONCURRENCY":
 		return true
 	}
 	return false
@@ -194,6 +215,9 @@ func (c Config) Environ(inst Instance) []string {
 		"AWS_ACCESS_KEY_ID":               c.Credentials.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY":           c.Credentials.SecretAccessKey,
 		"AWS_SESSION_TOKEN":               c.Credentials.SessionToken,
+	}
+	if c.ManagedInstances() {
+		reserved["AWS_LAMBDA_MAX_CONCURRENCY"] = strconv.Itoa(c.PerEnvironmentConcurrency)
 	}
 	for k, v := range reserved {
 		if v == "" {

@@ -1,5 +1,8 @@
 // Package pool keeps the warm execution environments of one function and
-// caps how many run at once, as Lambda's reserved concurrency does.
+// caps how many run at once, as Lambda's reserved concurrency does. The
+// pool counts slots: an environment has one, or, in Lambda Managed
+// Instances mode, PerEnvironment of them, and takes that many invokes at
+// once.
 package pool
 
 import (
@@ -7,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,9 +25,14 @@ var ErrThrottled = function.ErrThrottled
 
 // Config configures a Pool.
 type Config struct {
-	// MaxConcurrency caps the environments, and so the invokes running at
-	// once; default 10.
+	// MaxConcurrency caps the environments; default 10. The invokes
+	// running at once are capped at MaxConcurrency × PerEnvironment.
 	MaxConcurrency int
+	// PerEnvironment is how many invokes one environment takes at once
+	// (Lambda Managed Instances); default 1. The pool fills an
+	// environment's slots before it starts another; a managed environment
+	// runs its invokes with Environment.InvokeShared.
+	PerEnvironment int
 	// Queue makes a request that finds every environment busy wait for
 	// one, up to QueueTimeout, instead of failing at once.
 	Queue bool
@@ -60,9 +69,11 @@ type Pool struct {
 
 type idleEnv struct {
 	env    *environment.Environment
-	since  time.Time
-	pinned bool // pre-warmed: never spun down
-	asleep bool // spun down; starts again on its next invoke
+	since  time.Time // when its last slot was given back
+	pinned bool      // pre-warmed: never spun down
+	asleep bool      // spun down; starts again on its next invoke
+	inUse  int       // slots taken
+	listed bool      // in Pool.idle: it has a free slot
 }
 
 // New returns an empty pool; environments start on demand.
@@ -73,13 +84,19 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.MaxConcurrency < 0 {
 		return nil, fmt.Errorf("max concurrency %d: must be positive", cfg.MaxConcurrency)
 	}
+	if cfg.PerEnvironment == 0 {
+		cfg.PerEnvironment = 1
+	}
+	if cfg.PerEnvironment < 0 {
+		return nil, fmt.Errorf("per-environment concurrency %d: must be positive", cfg.PerEnvironment)
+	}
 	if cfg.New == nil {
 		return nil, errors.New("pool: no environment constructor")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Pool{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrency), done: make(chan struct{}), settled: make(chan struct{})}
+	p := &Pool{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrency*cfg.PerEnvironment), done: make(chan struct{}), settled: make(chan struct{})}
 	if cfg.KeepAlive > 0 {
 		p.reaped = make(chan struct{})
 		go p.reap()
@@ -98,11 +115,21 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 		<-p.slots
 		return nil, err
 	}
-	res := ie.env.Invoke(ctx, req)
+	var res *function.Result
+	var settle func() // a managed environment's, for this invoke
+	if ie.env.Managed() {
+		res, settle = ie.env.InvokeShared(ctx, req)
+	} else {
+		res = ie.env.Invoke(ctx, req)
+	}
 	// The caller answers while the environment settles (END, REPORT); the
-	// environment takes its next invoke only after that.
+	// slot takes its next invoke only after that.
 	go func() {
-		ie.env.Settle()
+		if settle != nil {
+			settle()
+		} else {
+			ie.env.Settle()
+		}
 		p.put(ie)
 		<-p.slots
 	}()
@@ -154,8 +181,9 @@ func (p *Pool) acquireSlot(ctx context.Context) error {
 	}
 }
 
-// take returns an idle environment, or creates one (pre-warmed when
-// provisioned); the caller holds a slot or is Init.
+// take returns a slot of an environment with one free, or of a new
+// environment (pre-warmed when provisioned); the caller holds a slot token
+// or is Init.
 func (p *Pool) take(provisioned bool) (*idleEnv, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -165,7 +193,12 @@ func (p *Pool) take(provisioned bool) (*idleEnv, error) {
 	// The most recently used environment is the warmest.
 	if n := len(p.idle); n > 0 && !provisioned {
 		ie := p.idle[n-1]
-		p.idle = p.idle[:n-1]
+		ie.inUse++
+		ie.asleep = false
+		if ie.inUse == p.cfg.PerEnvironment { // full: off the list
+			p.idle = p.idle[:n-1]
+			ie.listed = false
+		}
 		p.busy++
 		return ie, nil
 	}
@@ -175,18 +208,34 @@ func (p *Pool) take(provisioned bool) (*idleEnv, error) {
 	}
 	p.all = append(p.all, env)
 	p.busy++
-	return &idleEnv{env: env, pinned: provisioned}, nil
+	ie := &idleEnv{env: env, pinned: provisioned, inUse: 1}
+	if p.cfg.PerEnvironment > 1 && !provisioned {
+		p.idle = append(p.idle, ie) // its other slots are free
+		ie.listed = true
+	}
+	return ie, nil
 }
 
-// put gives back an environment that take returned, once it has settled.
-// If Close has stopped waiting for it, put closes it instead.
+// put gives back a slot that take returned, once its invoke has settled.
+// If Close has stopped waiting for the environment, put closes it instead
+// once its last slot is back.
 func (p *Pool) put(ie *idleEnv) {
 	p.mu.Lock()
-	ie.since, ie.asleep = time.Now(), false
+	ie.inUse--
+	if ie.inUse == 0 {
+		ie.since = time.Now()
+	}
 	p.busy--
-	abandoned := p.gaveUp
-	if !abandoned {
+	abandoned := p.gaveUp && ie.inUse == 0
+	switch {
+	case p.gaveUp:
+		if ie.listed { // Close left it for its last slot to close
+			p.idle = slices.DeleteFunc(p.idle, func(x *idleEnv) bool { return x == ie })
+			ie.listed = false
+		}
+	case !ie.listed:
 		p.idle = append(p.idle, ie)
+		ie.listed = true
 	}
 	if p.closed && p.busy == 0 {
 		close(p.settled)
@@ -214,8 +263,9 @@ func (p *Pool) reap() {
 		var sleepy []*idleEnv
 		kept := p.idle[:0]
 		for _, ie := range p.idle {
-			if !ie.pinned && !ie.asleep && time.Since(ie.since) >= p.cfg.KeepAlive {
+			if ie.inUse == 0 && !ie.pinned && !ie.asleep && time.Since(ie.since) >= p.cfg.KeepAlive {
 				sleepy = append(sleepy, ie)
+				ie.listed = false
 			} else {
 				kept = append(kept, ie)
 			}
@@ -229,6 +279,7 @@ func (p *Pool) reap() {
 			ie.asleep = true
 			// Back at the cold end: warm environments are taken first.
 			p.idle = append([]*idleEnv{ie}, p.idle...)
+			ie.listed = true
 			p.mu.Unlock()
 		}
 	}
@@ -261,8 +312,18 @@ func (p *Pool) Close(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	p.mu.Lock()
-	idle, busy := p.idle, p.busy
-	p.idle = nil
+	var idle []*idleEnv
+	kept := p.idle[:0]
+	for _, ie := range p.idle {
+		if ie.inUse == 0 {
+			idle = append(idle, ie)
+			ie.listed = false
+		} else { // closed by put, when its last slot is back
+			kept = append(kept, ie)
+		}
+	}
+	p.idle = kept
+	busy := p.busy
 	p.gaveUp = busy > 0
 	p.mu.Unlock()
 	var errs []error

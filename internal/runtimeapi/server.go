@@ -1,7 +1,9 @@
 package runtimeapi
 
 import (
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"github.com/lambdabox/lambdabox/internal/function"
@@ -12,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // MaxResponseSize is the largest buffered response a runtime may post:
@@ -30,6 +33,10 @@ const (
 	HeaderErrorType       = "Lambda-Runtime-Function-Error-Type"
 	HeaderErrorBody       = "Lambda-Runtime-Function-Error-Body"
 	HeaderResponseMode    = "Lambda-Runtime-Function-Response-Mode"
+	// HeaderInvocationID is the per-invoke nonce sent on next; runtimes
+	// that know it echo it on response and error, and a stale one is
+	// answered 410 Runtime.InvokeTimeout.
+	HeaderInvocationID = "Lambda-Runtime-Invocation-Id"
 )
 
 // Invocation is one event as the runtime receives it from next.
@@ -68,16 +75,36 @@ type Generation struct {
 }
 
 // Server serves the Runtime API of one execution environment. It is an
-// http.Handler.
+// http.Handler. By default the runtime holds one invocation at a time; with
+// SetConcurrency(n) (Lambda Managed Instances) up to n at once.
 type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	shaping bool
+	nonce   string        // this server's prefix of invocation ids
+	seq     atomic.Uint64 // numbers invocation ids
 
-	mu  sync.Mutex
-	gen *generation
-	cur *call // handed to the runtime, not yet finished with
+	mu       sync.Mutex
+	gen      *generation
+	conc     int              // invocations the runtime may hold at once
+	inflight map[string]*call // handed to the runtime and not yet answered, by request id
+	// gone remembers recent request and invocation ids no longer in
+	// flight: ended (timed out, reset) or answered; goneIDs, a ring of
+	// the last maxGone, bounds it.
+	gone    map[string]goneReason
+	goneIDs [maxGone]string
+	goneAt  int // the ring's next slot
 }
+
+// maxGone bounds how many ids gone remembers.
+const maxGone = 1024
+
+type goneReason uint8
+
+const (
+	goneEnded    goneReason = iota + 1 // a late answer gets 410
+	goneAnswered                       // a second answer gets 403
+)
 
 type generation struct {
 	ready     chan struct{}
@@ -88,6 +115,7 @@ type generation struct {
 
 type call struct {
 	inv      *Invocation
+	invID    string // the Invocation-Id nonce
 	done     chan *Response
 	answered bool
 }
@@ -99,7 +127,10 @@ func NewServer(log *slog.Logger, shaping bool) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: log, mux: http.NewServeMux(), shaping: shaping}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	s := &Server{log: log, mux: http.NewServeMux(), shaping: shaping, conc: 1,
+		nonce: hex.EncodeToString(b[:]), inflight: map[string]*call{}, gone: map[string]goneReason{}}
 	s.mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", s.handle(s.next))
 	s.mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.handle(s.response))
 	s.mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", s.handle(s.invocationError))
@@ -113,16 +144,29 @@ func NewServer(log *slog.Logger, shaping bool) *Server {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
+// SetConcurrency lets the runtime hold up to n invocations at once
+// (Lambda Managed Instances: AWS_LAMBDA_MAX_CONCURRENCY); it applies from
+// the next Reset. n < 1 means 1.
+func (s *Server) SetConcurrency(n int) {
+	s.mu.Lock()
+	s.conc = max(n, 1)
+	s.mu.Unlock()
+}
+
 // Reset forgets the previous runtime, and any invocation it held, before a
 // new runtime starts.
 func (s *Server) Reset() Generation {
+	s.mu.Lock()
 	g := &generation{
 		ready:     make(chan struct{}),
 		initError: make(chan *Response, 1),
-		pending:   make(chan *call, 1),
+		pending:   make(chan *call, s.conc),
 	}
-	s.mu.Lock()
-	s.gen, s.cur = g, nil
+	for _, c := range s.inflight {
+		s.forget(c.invID, goneEnded)
+	}
+	s.gen = g
+	clear(s.inflight)
 	s.mu.Unlock()
 	return Generation{Ready: g.ready, InitError: g.initError}
 }
@@ -131,8 +175,13 @@ func (s *Server) Reset() Generation {
 // receives the runtime's answer; the caller enforces the deadline.
 func (s *Server) Dispatch(inv *Invocation) <-chan *Response {
 	c := &call{inv: inv, done: make(chan *Response, 1)}
+	var b [40]byte
+	c.invID = string(strconv.AppendUint(append(b[:0], s.nonce...), s.seq.Add(1), 16))
 	s.mu.Lock()
 	g := s.gen
+	if s.gone[inv.ID] == goneEnded {
+		delete(s.gone, inv.ID) // the id is used again
+	}
 	s.mu.Unlock()
 	select {
 	case g.pending <- c:
@@ -140,6 +189,36 @@ func (s *Server) Dispatch(inv *Invocation) <-chan *Response {
 		c.done <- ErrorResponse("Runtime.Unknown", "RequestId: "+inv.ID+" Error: an invocation is already pending")
 	}
 	return c.done
+}
+
+// Abandon gives up on the invocation with request id id, which timed out
+// while the runtime kept it (Lambda Managed Instances do not reset the
+// environment on a timeout): the runtime's late answer gets 410
+// Runtime.InvokeTimeout and reaches no caller. It reports whether the
+// runtime held it.
+func (s *Server) Abandon(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.inflight[id]
+	if !ok {
+		s.forget(id, goneEnded) // next skips it if it is still pending
+		return false
+	}
+	delete(s.inflight, id)
+	s.forget(c.invID, goneEnded)
+	s.forget(id, goneEnded) // a late answer without the echoed nonce
+	return true
+}
+
+// forget remembers an id that may no longer be answered, and why; the
+// caller holds s.mu.
+func (s *Server) forget(id string, why goneReason) {
+	if old := s.goneIDs[s.goneAt]; old != "" {
+		delete(s.gone, old)
+	}
+	s.gone[id] = why
+	s.goneIDs[s.goneAt] = id
+	s.goneAt = (s.goneAt + 1) % maxGone
 }
 
 // Withdraw takes back the invocation dispatched to a runtime that has not
@@ -164,7 +243,14 @@ type apiError struct {
 
 func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) *apiError) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if e := fn(w, r); e != nil {
+		e := fn(w, r)
+		if e == errDiscarded {
+			s.log.Warn("discarding a late answer to an invocation that timed out", "path", r.URL.Path)
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, MaxStreamSize))
+			writeAccepted(w)
+			return
+		}
+		if e != nil {
 			s.log.Warn("runtime API request rejected", "path", r.URL.Path, "error_type", e.Type, "error", e.Msg)
 			writeJSON(w, e.Status, map[string]string{"errorMessage": e.Msg, "errorType": e.Type})
 		}
@@ -179,24 +265,32 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-var accepted = []byte(`{"status":"OK"}`)
+var (
+	accepted = []byte(`{"status":"OK"}`)
+	// Header values shared by every answer, never modified: one
+	// allocation fewer each on the hot path.
+	jsonType       = []string{"application/json"}
+	acceptedLength = []string{strconv.Itoa(len(accepted))}
+)
 
 func writeAccepted(w http.ResponseWriter) {
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(accepted))}
+	h["Content-Type"] = jsonType
+	h["Content-Length"] = acceptedLength
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = w.Write(accepted)
 }
 
 func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 	s.mu.Lock()
-	if s.cur != nil && !s.cur.answered {
-		id := s.cur.inv.ID
+	if len(s.inflight) >= s.conc {
+		var id string
+		for id = range s.inflight {
+			break
+		}
 		s.mu.Unlock()
 		return &apiError{http.StatusForbidden, "InvalidStateTransition", "State transition from Running to Ready failed: invocation " + id + " has not been answered"}
 	}
-	s.cur = nil
 	g := s.gen
 	if !g.isReady {
 		g.isReady = true
@@ -205,18 +299,29 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 	s.mu.Unlock()
 
 	var c *call
-	select {
-	case c = <-g.pending:
-	case <-r.Context().Done():
-		return nil
+	for {
+		select {
+		case c = <-g.pending:
+		case <-r.Context().Done():
+			return nil
+		}
+		s.mu.Lock()
+		if s.gone[c.inv.ID] != goneEnded || s.gen != g {
+			break
+		}
+		s.mu.Unlock() // abandoned before any worker took it
 	}
-	s.mu.Lock()
 	if s.gen != g { // the environment was reset while we waited
 		s.mu.Unlock()
 		c.done <- ErrorResponse("Runtime.Unknown", "RequestId: "+c.inv.ID+" Error: runtime was reset")
 		return &apiError{http.StatusInternalServerError, "Runtime.Reset", "The execution environment was reset; exit"}
 	}
-	s.cur = c
+	if _, dup := s.inflight[c.inv.ID]; dup {
+		s.mu.Unlock()
+		c.done <- ErrorResponse("Runtime.Unknown", "RequestId: "+c.inv.ID+" Error: an invocation with this request id is already running")
+		return &apiError{http.StatusInternalServerError, "Runtime.DuplicateRequestId", "An invocation with this request id is already running"}
+	}
+	s.inflight[c.inv.ID] = c
 	s.mu.Unlock()
 
 	inv := c.inv
@@ -225,6 +330,7 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 	h[HeaderDeadline] = []string{strconv.FormatInt(inv.Deadline.UnixMilli(), 10)}
 	h[HeaderFunctionARN] = []string{inv.FunctionARN}
 	h[HeaderTraceID] = []string{inv.TraceID}
+	h[HeaderInvocationID] = []string{c.invID}
 	if inv.ClientContext != "" {
 		h[HeaderClientContext] = []string{inv.ClientContext}
 	}
@@ -234,36 +340,57 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 	if inv.TenantID != "" {
 		h[HeaderTenantID] = []string{inv.TenantID}
 	}
-	ct := inv.ContentType
-	if ct == "" {
-		ct = "application/json"
+	if ct := inv.ContentType; ct == "" || ct == "application/json" {
+		h["Content-Type"] = jsonType
+	} else {
+		h["Content-Type"] = []string{ct}
 	}
-	h["Content-Type"] = []string{ct}
 	h["Content-Length"] = []string{strconv.Itoa(len(inv.Payload))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(inv.Payload)
 	return nil
 }
 
-// claim marks the in-flight invocation id as answered, so that exactly one
-// response or error is taken for it.
-func (s *Server) claim(id string) (*call, *apiError) {
+// errDiscarded is claim's answer to a late answer, without an echoed
+// Invocation-Id, to an invocation given up on: it is accepted (202), so
+// that a runtime that does not know the header keeps running, and dropped.
+var errDiscarded = &apiError{Status: http.StatusAccepted}
+
+// claim takes the in-flight invocation with request id id, so that exactly
+// one response or error is taken for it. invID is the echoed
+// Invocation-Id, "" when the runtime did not send one: a stale or foreign
+// one is answered 410 Runtime.InvokeTimeout and reaches no caller. A
+// runtime that does not echo it is not checked: its late answer to an
+// abandoned invocation gets errDiscarded.
+func (s *Server) claim(id, invID string) (*call, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.cur
-	switch {
-	case c == nil || c.inv.ID != id:
-		return nil, &apiError{http.StatusBadRequest, "InvalidRequestID", "Invalid request ID"}
-	case c.answered:
-		return nil, &apiError{http.StatusForbidden, "InvalidStateTransition", "State transition from ResponseSent to ResponseSent failed: invocation " + id + " was already answered"}
+	c := s.inflight[id]
+	why := s.gone[id]
+	if invID != "" {
+		why = s.gone[invID]
 	}
+	switch {
+	case c != nil && (invID == "" || invID == c.invID):
+	case why == goneAnswered:
+		return nil, &apiError{http.StatusForbidden, "InvalidStateTransition", "State transition from ResponseSent to ResponseSent failed: invocation " + id + " was already answered"}
+	case invID == "" && why == goneEnded:
+		return nil, errDiscarded
+	case invID != "":
+		return nil, &apiError{http.StatusGone, "Runtime.InvokeTimeout", "Invoke timeout: the invocation " + id + " is no longer running; the response was discarded"}
+	default:
+		return nil, &apiError{http.StatusBadRequest, "InvalidRequestID", "Invalid request ID"}
+	}
+	delete(s.inflight, id)
 	c.answered = true
+	s.forget(id, goneAnswered)
+	s.forget(c.invID, goneAnswered)
 	return c, nil
 }
 
 func (s *Server) response(w http.ResponseWriter, r *http.Request) *apiError {
 	id := r.PathValue("id")
-	c, e := s.claim(id)
+	c, e := s.claim(id, r.Header.Get(HeaderInvocationID))
 	if e != nil {
 		return e
 	}
@@ -330,7 +457,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call, ct stri
 }
 
 func (s *Server) invocationError(w http.ResponseWriter, r *http.Request) *apiError {
-	c, e := s.claim(r.PathValue("id"))
+	c, e := s.claim(r.PathValue("id"), r.Header.Get(HeaderInvocationID))
 	if e != nil {
 		return e
 	}

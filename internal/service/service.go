@@ -93,8 +93,11 @@ type FunctionSpec struct {
 	// environment, bound when the function is added so that a taken port
 	// fails the Add; the others take free ports. Default "127.0.0.1:0".
 	RuntimeAPIAddr string
-	// MaxConcurrency caps the execution environments, and so the invokes
-	// running at once (reserved concurrency); default 10, as pool's.
+	// MaxConcurrency caps the execution environments (reserved
+	// concurrency); default 10, as pool's. The invokes running at once are
+	// capped at MaxConcurrency × Function.Slots(): in Lambda Managed
+	// Instances mode (Function.PerEnvironmentConcurrency) each environment
+	// takes that many at once.
 	MaxConcurrency int
 	// Queue makes requests past MaxConcurrency wait for an environment, up
 	// to the function's timeout; false answers them ErrThrottled (429).
@@ -337,7 +340,7 @@ func (s *Service) Add(ctx context.Context, spec FunctionSpec) error {
 		Function:       h,
 		FunctionARN:    spec.Function.ARN(),
 		Version:        spec.Function.Version,
-		Workers:        spec.MaxConcurrency,
+		Workers:        spec.MaxConcurrency * spec.Function.Slots(),
 		RetryDelay:     spec.Async.RetryDelay,
 		Dir:            spec.Async.Dir,
 		MaxQueued:      spec.Async.MaxQueued,
@@ -602,6 +605,7 @@ func (s *Service) start(spec FunctionSpec) (*instance, error) {
 	}
 	p, err := pool.New(pool.Config{
 		MaxConcurrency: spec.MaxConcurrency,
+		PerEnvironment: spec.Function.Slots(),
 		Queue:          spec.Queue,
 		QueueTimeout:   spec.Function.Timeout,
 		KeepAlive:      spec.KeepAlive,

@@ -5,6 +5,7 @@
 package template
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,12 @@ type Function struct {
 	MemorySize   int    // MB; 0 when unset
 	Environment  map[string]string
 	Events       []Event
+	// PerEnvironmentConcurrency is CapacityProviderConfig's
+	// PerExecutionEnvironmentMaxConcurrency: the function runs on Lambda
+	// Managed Instances. Without the property it is Lambda's default for the
+	// runtime on one vCPU (Python 16, Java and .NET 32, Node.js 64, others
+	// 16); 0 when the function has no CapacityProviderConfig.
+	PerEnvironmentConcurrency int
 }
 
 // Event is an API Gateway event source of a function.
@@ -99,6 +106,9 @@ type rawFunction struct {
 	Environment  struct {
 		Variables map[string]string `yaml:"Variables"`
 	} `yaml:"Environment"`
+	CapacityProviderConfig *struct {
+		PerExecutionEnvironmentMaxConcurrency string `yaml:"PerExecutionEnvironmentMaxConcurrency"`
+	} `yaml:"CapacityProviderConfig"`
 	Events map[string]struct {
 		Type       string `yaml:"Type"`
 		Properties struct {
@@ -172,6 +182,14 @@ func build(id string, g, rf rawFunction) (Function, error) {
 	if f.MemorySize, err = number(or(rf.MemorySize, g.MemorySize)); err != nil {
 		return f, fmt.Errorf("Resources.%s.Properties.MemorySize: %w", id, err)
 	}
+	if cp := cmp.Or(rf.CapacityProviderConfig, g.CapacityProviderConfig); cp != nil {
+		if f.PerEnvironmentConcurrency, err = number(cp.PerExecutionEnvironmentMaxConcurrency); err != nil {
+			return f, fmt.Errorf("Resources.%s.Properties.CapacityProviderConfig.PerExecutionEnvironmentMaxConcurrency: %w", id, err)
+		}
+		if f.PerEnvironmentConcurrency == 0 {
+			f.PerEnvironmentConcurrency = defaultConcurrency(f.Runtime)
+		}
+	}
 	for k, v := range g.Environment.Variables {
 		f.Environment[k] = v
 	}
@@ -220,4 +238,17 @@ func number(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a whole number", s)
 	}
 	return n, nil
+}
+
+// defaultConcurrency is Lambda Managed Instances' default
+// PerExecutionEnvironmentMaxConcurrency for runtime, on one vCPU.
+func defaultConcurrency(runtime string) int {
+	switch {
+	case strings.HasPrefix(runtime, "java"), strings.HasPrefix(runtime, "dotnet"):
+		return 32
+	case strings.HasPrefix(runtime, "nodejs"):
+		return 64
+	default: // python, and runtimes AWS gives no default for
+		return 16
+	}
 }

@@ -54,3 +54,35 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestCapacityProviderConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, props string
+		want        int
+		wantErr     string
+	}{
+		{"absent", "Runtime: python3.13", 0, ""},
+		{"set", "Runtime: python3.13\n      CapacityProviderConfig:\n        Arn: !GetAtt CP.Arn\n        PerExecutionEnvironmentMaxConcurrency: 8", 8, ""},
+		{"python default", "Runtime: python3.13\n      CapacityProviderConfig:\n        Arn: arn:x", 16, ""},
+		{"java default", "Runtime: java21\n      CapacityProviderConfig:\n        Arn: arn:x", 32, ""},
+		{"node default", "Runtime: nodejs22.x\n      CapacityProviderConfig:\n        Arn: arn:x", 64, ""},
+		{"not a number", "CapacityProviderConfig:\n        PerExecutionEnvironmentMaxConcurrency: many", 0, "PerExecutionEnvironmentMaxConcurrency"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n      " + tc.props + "\n"
+			tpl, err := Parse(strings.NewReader(src))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tpl.Functions[0].PerEnvironmentConcurrency; got != tc.want {
+				t.Errorf("PerEnvironmentConcurrency = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

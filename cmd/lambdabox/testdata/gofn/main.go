@@ -39,6 +39,14 @@ func handle(ctx context.Context, ev event) (any, error) {
 	case "sleep":
 		time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
 		return "slept", nil
+	case "info":
+		// Who ran it, and when: for concurrency tests.
+		start := time.Now()
+		time.Sleep(time.Duration(ev.Ms) * time.Millisecond)
+		lc, _ := lambdacontext.FromContext(ctx)
+		return map[string]any{"pid": os.Getpid(), "ppid": os.Getppid(), "requestId": lc.AwsRequestID,
+			"start": start.UnixNano(), "end": time.Now().UnixNano(),
+			"maxConcurrency": os.Getenv("AWS_LAMBDA_MAX_CONCURRENCY")}, nil
 	case "big":
 		return strings.Repeat("x", ev.Size), nil
 	case "env":
