@@ -50,6 +50,30 @@ func TestBuildNodeAddon(t *testing.T) {
 	if again.Digest != res.Digest {
 		t.Errorf("rebuild: digest %s, want %s (the dependency layer from the cache)", again.Digest, res.Digest)
 	}
+
+	// An addon that does not compile: the compiler's error, and no build
+	// root left in the cache.
+	pkg := writeFiles(t, t.TempDir(), map[string]string{
+		"package/package.json": `{"name":"broken-addon","version":"1.0.0","main":"index.js"}`,
+		"package/binding.gyp":  `{"targets":[{"target_name":"broken","sources":["broken.c"]}]}`,
+		"package/broken.c":     "int broken(void) { return not_declared_anywhere; }\n",
+		"package/index.js":     `module.exports = require("./build/Release/broken.node");`,
+	})
+	tgz := filepath.Join(pkg, "broken-addon-1.0.0.tgz")
+	if out, err := exec.Command("tar", "czf", tgz, "-C", pkg, "package").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	broken := writeFiles(t, t.TempDir(), map[string]string{
+		"package.json": `{"name":"fn","version":"1.0.0","dependencies":{"broken-addon":"file:` + tgz + `"}}`,
+		"index.js":     "exports.handler = async () => require('broken-addon');\n",
+	})
+	_, _, err := lambdaboxBuild(t, broken, "--cache", cache, "--output", "oci:"+filepath.Join(t.TempDir(), "broken.oci"))
+	if err == nil || !strings.Contains(err.Error(), "native addons (broken-addon)") || !strings.Contains(err.Error(), "not_declared_anywhere") {
+		t.Fatalf("err = %v, want the compiler's error for broken-addon", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, "addon-root-*")); len(left) > 0 {
+		t.Errorf("build roots left in the cache: %v", left)
+	}
 }
 
 // TestBuildNodeAddonForeignBase: with a base that is not lambdabox's, there

@@ -76,26 +76,21 @@ func BuildAddons(ctx context.Context, cfg AddonConfig, dir string) (err error) {
 		return fmt.Errorf("base %s: its lock file %s pins no build root for npm packages", cfg.Recipe.Name, cfg.LockFile)
 	}
 	b := &builder{cfg: Config{Recipe: cfg.Recipe, CacheDir: cfg.CacheDir, LockFile: cfg.LockFile, Arch: cfg.Arch, Epoch: cfg.Epoch, Log: cfg.Log}}
+	pristine, err := b.addonRoot(ctx, ll)
+	if err != nil {
+		return fmt.Errorf("build root: %w", err)
+	}
+	// Each build gets its own copy: install scripts may change the root.
 	root, err := os.MkdirTemp(cfg.CacheDir, "addon-root-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(root)
-	if err := b.buildRoot(ctx, root, ll.BuildDebs); err != nil {
-		return fmt.Errorf("build root: %w", err)
+	if out, err := exec.CommandContext(ctx, "cp", "-a", pristine+"/.", root+"/").CombinedOutput(); err != nil {
+		return fmt.Errorf("copying the build root: %w: %s", err, out)
 	}
 	build := filepath.Join(root, "build")
 	tools := filepath.Join(build, ".lambdabox")
-	if err := os.MkdirAll(filepath.Join(tools, "gyp"), 0o755); err != nil {
-		return err
-	}
-	// A package.json of its own, so that npm does not look for one above.
-	if err := os.WriteFile(filepath.Join(tools, "gyp", "package.json"), []byte(`{"name":"lambdabox-node-gyp","private":true}`+"\n"), 0o644); err != nil {
-		return err
-	}
-	if err := b.npm(ctx, filepath.Join(tools, "gyp"), "install", "--no-save", "--loglevel=error", addonNodeGyp); err != nil {
-		return fmt.Errorf("installing %s: %w", addonNodeGyp, err)
-	}
 	for _, f := range []struct {
 		name string
 		data string
@@ -103,7 +98,7 @@ func BuildAddons(ctx context.Context, cfg AddonConfig, dir string) (err error) {
 	}{
 		{"lifecycle.js", npmLifecycle, 0o644},
 		{"bin/npm", npmShim, 0o755},
-		{"bin/node-gyp", "#!/bin/sh\nexec /usr/bin/node /build/.lambdabox/gyp/node_modules/node-gyp/bin/node-gyp.js \"$@\"\n", 0o755},
+		{"bin/node-gyp", "#!/bin/sh\nexec /usr/bin/node /opt/lambdabox-node-gyp/node_modules/node-gyp/bin/node-gyp.js \"$@\"\n", 0o755},
 	} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(tools, f.name)), 0o755); err != nil {
 			return err
@@ -128,6 +123,60 @@ func BuildAddons(ctx context.Context, cfg AddonConfig, dir string) (err error) {
 		return err
 	}
 	b.logf("npm install scripts under the image's Node: done in %s", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// addonRoot returns the build root of ll's pinned Debian packages,
+// unpacked once into the cache (addon-roots/HASH) and reused: unpacking is
+// most of an addon build's time.
+func (b *builder) addonRoot(ctx context.Context, ll *LayerLock) (string, error) {
+	dir := filepath.Join(b.cfg.CacheDir, "addon-roots")
+	root := filepath.Join(dir, hashJSON([]any{addonNodeGyp, ll.BuildDebs})[:32])
+	const done = ".lambdabox-complete"
+	if _, err := os.Stat(filepath.Join(root, done)); err == nil {
+		return root, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(dir, "unpack-")
+	if err != nil {
+		return "", err
+	}
+	if err := b.buildRoot(ctx, tmp, ll.BuildDebs); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	if err := b.installNodeGyp(ctx, filepath.Join(tmp, "opt", "lambdabox-node-gyp")); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, done), nil, 0o644); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	if err := os.Rename(tmp, root); err != nil {
+		// Another build unpacked the same packages first.
+		os.RemoveAll(tmp)
+		if _, serr := os.Stat(filepath.Join(root, done)); serr != nil {
+			return "", err
+		}
+	}
+	return root, nil
+}
+
+// installNodeGyp installs addonNodeGyp into dir with the host's npm.
+func (b *builder) installNodeGyp(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// A package.json of its own, so that npm does not look for one above.
+	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"name":"lambdabox-node-gyp","private":true}`+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := b.npm(ctx, dir, "install", "--no-save", "--loglevel=error", addonNodeGyp); err != nil {
+		return fmt.Errorf("installing %s: %w", addonNodeGyp, err)
+	}
 	return nil
 }
 
