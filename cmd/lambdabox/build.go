@@ -38,7 +38,10 @@ Layers on top of the base: --layer folders or zips under /opt (in order), the
 dependencies (pip install --target for the image's Python and platform,
 wheels only unless --allow-sdist; npm ci --omit=dev; the Java and .NET
 libraries), cached by the hash of their inputs and of the base, and the
-code, small and last. .lambdaboxignore or .dockerignore excludes files.
+code, small and last. npm native addons (binding.gyp) are compiled against
+the image's Node: by the host's npm when the host's Node has the image's
+major version and architecture, else (as root, on a lambdabox base) in a
+chroot of the base's Debian packages, Node headers and build tools. .lambdaboxignore or .dockerignore excludes files.
 
 --base is a runtime name (lambdabox's own base, built from its recipe or
 taken from the layer cache), an OCI layout, an image tarball or a registry

@@ -28,7 +28,31 @@ type RecipeBases struct {
 	Log io.Writer
 }
 
-var _ Bases = (*RecipeBases)(nil)
+var (
+	_ Bases        = (*RecipeBases)(nil)
+	_ AddonBuilder = (*RecipeBases)(nil)
+)
+
+// lockFile is where the lock file of recipe's base for arch is kept.
+func (r *RecipeBases) lockFile(recipe, arch string) string {
+	return filepath.Join(r.CacheDir, "bases", fmt.Sprintf("%s-%s.lock.json", recipe, arch))
+}
+
+// BuildAddons implements AddonBuilder, in a build root of the Debian
+// packages that the base's lock file pins (see base.BuildAddons).
+func (r *RecipeBases) BuildAddons(ctx context.Context, name, arch, dir string) error {
+	rec, err := recipe.Load(name)
+	if err != nil {
+		return err
+	}
+	return base.BuildAddons(ctx, base.AddonConfig{
+		Recipe:   rec,
+		CacheDir: r.CacheDir,
+		LockFile: r.lockFile(name, arch),
+		Arch:     arch,
+		Log:      r.Log,
+	}, dir)
+}
 
 // Base implements Bases.
 func (r *RecipeBases) Base(ctx context.Context, name, arch string) (v1.Image, error) {
@@ -55,7 +79,7 @@ func (r *RecipeBases) Base(ctx context.Context, name, arch string) (v1.Image, er
 	res, err := base.Build(ctx, base.Config{
 		Recipe:   rec,
 		CacheDir: r.CacheDir,
-		LockFile: filepath.Join(locks, fmt.Sprintf("%s-%s.lock.json", name, arch)),
+		LockFile: r.lockFile(name, arch),
 		Arch:     arch,
 		Emulator: emu,
 		Inputs:   inputs,

@@ -40,6 +40,16 @@ type Bases interface {
 	Base(ctx context.Context, recipe, arch string) (v1.Image, error)
 }
 
+// AddonBuilder is an optional extra of Bases: it builds npm native addons
+// against the Node of a base it made.
+type AddonBuilder interface {
+	// BuildAddons runs the install scripts of the packages in dir (a
+	// package-lock.json and a node_modules installed with
+	// --ignore-scripts) under the Node of the base built from recipe for
+	// arch.
+	BuildAddons(ctx context.Context, recipe, arch, dir string) error
+}
+
 // Config is one build. Zero values are the defaults noted.
 type Config struct {
 	// Dir is the function's folder. Required.
@@ -205,8 +215,10 @@ type builder struct {
 	base       v1.Image
 	baseDigest string
 	suite      debian.Suite // of the base's packages, for RUN dnf install
-	adds       []image.Addition
-	roles      []string
+	// recipe names the lambdabox base's recipe, when the base is one.
+	recipe string
+	adds   []image.Addition
+	roles  []string
 }
 
 func (b *builder) logf(format string, args ...any) {
@@ -341,6 +353,7 @@ func (b *builder) lambdaboxBase(ctx context.Context, rt Runtime) (v1.Image, erro
 		return nil, fmt.Errorf("no lambdabox base builder for %s", rt.Recipe)
 	}
 	b.res.Base = "lambdabox " + rt.Recipe
+	b.recipe = rt.Recipe
 	if rt.Recipe != rt.Name && rt.Version != "" {
 		b.res.Base += " (nearest to " + rt.Name + ")"
 	}

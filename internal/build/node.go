@@ -61,10 +61,15 @@ func (b *builder) node(version string) (*plan, error) {
 // npmInstall runs npm ci (or npm install without a lock file) with
 // --omit=dev on a copy of dir's package files and returns node_modules as
 // a tree under prefix, with its packages.
-// Native addons are built by npm on the host, so they need the host's Node
-// to be the image's major version (version) and the image's architecture.
+//
+// Packages are installed with --ignore-scripts, then their install scripts
+// run: on the host when no package has a native addon (binding.gyp) or the
+// host's Node is the image's major version (version) and architecture,
+// else under the image's own Node, in a chroot of the base's Debian
+// packages and build tools (AddonBuilder), which needs root and a
+// lambdabox base.
 func (b *builder) npmInstall(ctx context.Context, dir, prefix, verb string, omitDev bool, version string) (*image.Tree, []Package, error) {
-	tmp, err := os.MkdirTemp("", "lambdabox-npm-")
+	tmp, err := os.MkdirTemp(filepath.Join(b.cfg.CacheDir, "build"), "npm-")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -84,22 +89,17 @@ func (b *builder) npmInstall(ctx context.Context, dir, prefix, verb string, omit
 		verb = "install"
 	}
 	cpu := map[string]string{"amd64": "x64", "arm64": "arm64"}[b.cfg.Arch]
-	args := []string{verb, "--no-audit", "--no-fund", "--loglevel=error", "--os=linux", "--cpu=" + cpu}
+	args := []string{verb, "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error", "--os=linux", "--cpu=" + cpu}
 	if omitDev {
 		args = append(args, "--omit=dev")
 	}
-	cmd := exec.CommandContext(ctx, "npm", args...)
-	cmd.Dir = tmp
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return nil, nil, fmt.Errorf("npm %s: %w\n%s", verb, err, bytes.TrimSpace(out))
+	if err := runNpm(ctx, tmp, args...); err != nil {
+		return nil, nil, err
 	}
 	nm := filepath.Join(tmp, "node_modules")
-	if addons := nativeAddons(nm); len(addons) > 0 {
-		host, _ := exec.CommandContext(ctx, "node", "-p", "process.versions.node.split('.')[0] + ' ' + process.arch").Output()
-		if want := version + " " + cpu; strings.TrimSpace(string(host)) != want {
-			return nil, nil, fmt.Errorf("npm packages with native addons (%s) were built for the host's Node (%s), not the image's (Node %s on %s): build on a matching host or use --engine",
-				strings.Join(addons, ", "), strings.TrimSpace(string(host)), version, cpu)
+	if scripts := installScripts(nm); len(scripts) > 0 || len(nativeAddons(nm)) > 0 {
+		if err := b.npmScripts(ctx, tmp, scripts, version, cpu); err != nil {
+			return nil, nil, err
 		}
 	}
 	t := image.NewTree()
@@ -111,6 +111,81 @@ func (b *builder) npmInstall(ctx context.Context, dir, prefix, verb string, omit
 		}
 	}
 	return t, npmPackages(nm), nil
+}
+
+// npmScripts runs the install scripts of the packages installed in dir
+// (scripts lists them): with npm rebuild on the host when the host's Node
+// can build them for the image, else under the image's Node in a build
+// root.
+func (b *builder) npmScripts(ctx context.Context, dir string, scripts []string, version, cpu string) error {
+	nm := filepath.Join(dir, "node_modules")
+	addons := nativeAddons(nm)
+	host := ""
+	if out, err := exec.CommandContext(ctx, "node", "-p", "process.versions.node.split('.')[0] + ' ' + process.arch").Output(); err == nil {
+		host = strings.TrimSpace(string(out))
+	}
+	if len(addons) == 0 || host == version+" "+cpu {
+		b.logf("npm install scripts on the host: %s", strings.Join(scripts, ", "))
+		return runNpm(ctx, dir, "rebuild", "--no-audit", "--no-fund", "--loglevel=error")
+	}
+	if host == "" {
+		host = "none"
+	}
+	ab, ok := b.cfg.Bases.(AddonBuilder)
+	if b.recipe == "" || !ok {
+		return fmt.Errorf("npm packages with native addons (%s) must be built against the image's Node (%s on %s), not the host's (%s), and only a lambdabox base gives lambdabox that Node: use --base with a lambdabox runtime, build on a matching host, or use --engine",
+			strings.Join(addons, ", "), version, cpu, host)
+	}
+	// The install scripts go by the lock file npm kept of what it installed.
+	hidden, err := os.ReadFile(filepath.Join(nm, ".package-lock.json"))
+	if err != nil {
+		return fmt.Errorf("npm left no node_modules/.package-lock.json: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "package-lock.json"), hidden, 0o644); err != nil {
+		return err
+	}
+	b.logf("building native addons (%s) against the image's Node %s in a build root of base %s", strings.Join(addons, ", "), version, b.recipe)
+	if err := ab.BuildAddons(ctx, b.recipe, b.cfg.Arch, dir); err != nil {
+		return fmt.Errorf("native addons (%s) for the image's Node %s (the host has %s): %w", strings.Join(addons, ", "), version, host, err)
+	}
+	return nil
+}
+
+// runNpm runs the host's npm in dir; its output is the error's.
+func runNpm(ctx context.Context, dir string, args ...string) error {
+	cmd := exec.CommandContext(ctx, "npm", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("npm %s: %w\n%s", args[0], err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// installScripts lists the packages of npm's record of node_modules (nm's
+// .package-lock.json) that have install scripts, a binding.gyp included.
+func installScripts(nm string) []string {
+	data, err := os.ReadFile(filepath.Join(nm, ".package-lock.json"))
+	if err != nil {
+		return nil
+	}
+	var lf struct {
+		Packages map[string]struct {
+			HasInstallScript bool `json:"hasInstallScript"`
+			Link             bool `json:"link"`
+		} `json:"packages"`
+	}
+	if json.Unmarshal(data, &lf) != nil {
+		return nil
+	}
+	var out []string
+	for k, p := range lf.Packages {
+		if p.HasInstallScript && !p.Link {
+			out = append(out, strings.TrimPrefix(k, "node_modules/"))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // nativeAddons lists the packages under nm that have a binding.gyp.
