@@ -460,6 +460,7 @@ func (e *Environment) start(ctx context.Context, id string, timeout <-chan time.
 	e.ext.Reset(nil) // registration is open, for internal extensions too
 	spec := sandbox.Spec{
 		Path: e.cfg.Command[0], Args: e.cfg.Command[1:], Env: e.environ, Dir: e.cfg.Dir,
+		MemoryLimit:   uint64(e.cfg.MemoryMB) << 20,
 		ExtensionsDir: e.extDir,
 		Output:        e.output,
 		Found:         e.ext.Reset,
@@ -595,6 +596,10 @@ func (e *Environment) exitResponse(id string) *runtimeapi.Response {
 	msg := "Runtime exited with error: " + st.String()
 	if st.Code == 0 && st.Signal == "" {
 		msg = "Runtime exited without providing a reason"
+	}
+	// Killed past the memory size: Lambda names it, with the same message.
+	if o, ok := e.sbx.(sandbox.OOMReporter); ok && o.OutOfMemory() {
+		return runtimeapi.ErrorResponse("Runtime.OutOfMemory", requestPrefix(id)+msg)
 	}
 	return runtimeapi.ErrorResponse("Runtime.ExitError", requestPrefix(id)+msg)
 }
