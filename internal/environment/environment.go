@@ -218,7 +218,7 @@ func (e *Environment) Invoke(ctx context.Context, req *function.Request) *functi
 	}
 	// The environment keeps resp; the caller gets its own copy.
 	e.unsettled = &report{id: req.ID, start: start, end: time.Now(), deadline: req.Deadline,
-		failure: failure, resp: resp}
+		failure: failure, resp: resp, tenant: req.TenantID}
 	res := newResult(resp)
 	if req.Tail {
 		res.Log = function.NewLogTail()
@@ -240,6 +240,7 @@ type report struct {
 	failure string
 	resp    *runtimeapi.Response // the environment's own, never a caller's
 	tail    *function.LogTail    // the caller's log, when Tail was asked
+	tenant  string               // X-Amz-Tenant-Id, for REPORT and telemetry
 }
 
 // timedOut reports whether the invoke ended in a timeout.
@@ -274,7 +275,7 @@ func (e *Environment) Settle() {
 	}
 	d := r.end.Sub(r.start)
 	e.publishReport(r, d)
-	e.logs.write(e.report(lines, r.id, d, r.failure))
+	e.logs.write(e.report(lines, r.id, d, r.failure, r.tenant))
 	if r.tail != nil {
 		r.tail.Set(e.logs.end())
 	}
@@ -365,8 +366,12 @@ func (e *Environment) run(ctx context.Context, inv *runtimeapi.Invocation) (resp
 		})
 	}
 	if e.tel.Active("platform") {
-		e.tel.Publish("platform.start", map[string]any{"requestId": inv.ID, "version": e.cfg.Version,
-			"tracing": map[string]string{"type": "X-Amzn-Trace-Id", "value": inv.TraceID}})
+		rec := map[string]any{"requestId": inv.ID, "version": e.cfg.Version,
+			"tracing": map[string]string{"type": "X-Amzn-Trace-Id", "value": inv.TraceID}}
+		if inv.TenantID != "" {
+			rec["tenantId"] = inv.TenantID
+		}
+		e.tel.Publish("platform.start", rec)
 	}
 	answer := e.api.Dispatch(inv)
 	timer := time.NewTimer(time.Until(inv.Deadline))
@@ -622,7 +627,11 @@ func requestPrefix(id string) string {
 // report appends the REPORT line to b; it consumes the pending Init
 // Duration. failure, the error type of a platform failure, gives the
 // Status Lambda prints: "timeout", or "error" with the Error Type.
-func (e *Environment) report(b []byte, id string, d time.Duration, failure string) []byte {
+//
+// With tenant isolation the line ends with "\tTenant Id: <tenant>": AWS
+// documents the tenantId field of the JSON log records only, so the text
+// line's wording is lambdabox's.
+func (e *Environment) report(b []byte, id string, d time.Duration, failure, tenant string) []byte {
 	b = append(b, "REPORT RequestId: "+id...)
 	b = append(b, "\tDuration: "...)
 	b = strconv.AppendFloat(b, millis(d), 'f', 2, 64)
@@ -645,6 +654,9 @@ func (e *Environment) report(b []byte, id string, d time.Duration, failure strin
 		b = append(b, "\tStatus: timeout"...)
 	default:
 		b = append(b, "\tStatus: error\tError Type: "+failure...)
+	}
+	if tenant != "" {
+		b = append(b, "\tTenant Id: "+tenant...)
 	}
 	return append(b, '\n')
 }

@@ -27,8 +27,10 @@ type Function struct {
 	PackageType  string // Zip (default) or Image
 	Timeout      int    // seconds; 0 when unset
 	MemorySize   int    // MB; 0 when unset
-	Environment  map[string]string
-	Events       []Event
+	// TenantIsolation is TenancyConfig.TenantIsolationMode PER_TENANT.
+	TenantIsolation bool
+	Environment     map[string]string
+	Events          []Event
 }
 
 // Event is an API Gateway event source of a function.
@@ -96,7 +98,10 @@ type rawFunction struct {
 	PackageType  string `yaml:"PackageType"`
 	Timeout      string `yaml:"Timeout"`
 	MemorySize   string `yaml:"MemorySize"`
-	Environment  struct {
+	Tenancy      struct {
+		Mode string `yaml:"TenantIsolationMode"`
+	} `yaml:"TenancyConfig"`
+	Environment struct {
 		Variables map[string]string `yaml:"Variables"`
 	} `yaml:"Environment"`
 	Events map[string]struct {
@@ -171,6 +176,13 @@ func build(id string, g, rf rawFunction) (Function, error) {
 	}
 	if f.MemorySize, err = number(or(rf.MemorySize, g.MemorySize)); err != nil {
 		return f, fmt.Errorf("Resources.%s.Properties.MemorySize: %w", id, err)
+	}
+	switch mode := or(rf.Tenancy.Mode, g.Tenancy.Mode); mode {
+	case "":
+	case "PER_TENANT":
+		f.TenantIsolation = true
+	default:
+		return f, fmt.Errorf("Resources.%s.Properties.TenancyConfig.TenantIsolationMode %q: want PER_TENANT", id, mode)
 	}
 	for k, v := range g.Environment.Variables {
 		f.Environment[k] = v
