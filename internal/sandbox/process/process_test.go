@@ -487,6 +487,10 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Skip("not on this machine:", err)
 			}
+			limits := probe.MemoryLimited() == nil
+			if !limits {
+				t.Log("memory is not limited here:", probe.MemoryLimited())
+			}
 			_ = probe.Close(context.Background())
 			sandboxtest.Conformance(t, sandboxtest.Harness{
 				Driver: func(t *testing.T) sandbox.Driver {
@@ -501,8 +505,9 @@ func TestConformance(t *testing.T) {
 					})
 					return d
 				},
-				Runtime:   []string{os.Args[0]},
-				Processes: true,
+				Runtime:      []string{os.Args[0]},
+				Processes:    true,
+				LimitsMemory: limits,
 			})
 		})
 	}
