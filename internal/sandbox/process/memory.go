@@ -72,7 +72,7 @@ func init() {
 type memLimiter struct {
 	v2   bool   // limit the environment's own cgroup v2
 	dir  string // v1: this driver's cgroup in the v1 memory hierarchy
-	exe  string // v1: this executable, the wrapper
+	exe  string // v1: this executable (/proc/self/exe), the wrapper
 	next atomic.Int64
 }
 
@@ -108,9 +108,11 @@ func newMemLimiterV1(self instance) (*memLimiter, error) {
 		return nil, err
 	}
 	removeStaleMemcgs(own)
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("finding this executable: %w", err)
+	// The child execs /proc/self/exe between fork and exec: this very
+	// binary, even if its file has been replaced or removed since.
+	const exe = "/proc/self/exe"
+	if _, err := os.Stat(exe); err != nil {
+		return nil, fmt.Errorf("the wrapper needs %s: %w", exe, err)
 	}
 	dir := filepath.Join(own, cgroupPrefix+self.String())
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
