@@ -1,6 +1,8 @@
 package process
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -37,5 +39,37 @@ func TestMemcgRead(t *testing.T) {
 				t.Errorf("stats = %v, %d; want %v, %d", oom, peak, c.oom, c.peak)
 			}
 		})
+	}
+}
+
+// The v1 memory cgroups a dead lambdabox left are removed when a driver
+// starts; a live one's are kept.
+func TestStaleMemcgsOfADeadOwnerAreRemoved(t *testing.T) {
+	own, err := ownCgroupV1("memory")
+	if err != nil {
+		t.Skip("no cgroup v1 memory controller here:", err)
+	}
+	self, err := newInstance()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := filepath.Join(own, fmt.Sprintf("%s%d-1-dead", cgroupPrefix, os.Getpid()))
+	live := filepath.Join(own, cgroupPrefix+self.String()+"x")
+	for _, dir := range []string{dead, live} {
+		if err := os.MkdirAll(filepath.Join(dir, "env-1"), 0o755); err != nil {
+			t.Skip("cannot make a v1 memory cgroup:", err)
+		}
+		t.Cleanup(func() { _ = removeCgroup(dir) })
+	}
+	d, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	if _, err := os.Stat(dead); err == nil {
+		t.Error("the dead owner's v1 memory cgroup was not removed")
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Error("the live owner's v1 memory cgroup was removed")
 	}
 }
