@@ -49,3 +49,28 @@ func TestTenantIsolation(t *testing.T) {
 	waitFor(t, "the Event invoke of tenant amber", func() bool { return strings.Contains(e.Stdout.String(), " tenant=amber\n") })
 	e.alive(t)
 }
+
+// The Telemetry API's platform.start, platform.runtimeDone and
+// platform.report records of a tenant's invoke carry its tenantId, as
+// AWS documents for tenant-isolated functions.
+func TestTenantTelemetry(t *testing.T) {
+	dir, record := recorderDir(t)
+	e := startRIE(t, rieOpts{
+		flags:   []string{"--extensions-dir", dir, "--function-name", "tenantfn", "--tenant-isolation"},
+		command: []string{goFnBin, "ext.handler"},
+		env:     []string{"EXT_RECORD=" + record},
+	})
+	resp, body := e.invoke(t, "tenantfn", `{"data":"x"}`, "X-Amz-Tenant-Id", "blue")
+	if resp.StatusCode != 200 {
+		t.Fatalf("invoke: %d %s", resp.StatusCode, body)
+	}
+	id := resp.Header.Get("X-Amzn-Requestid")
+	for _, kind := range []string{"platform.start", "platform.runtimeDone", "platform.report"} {
+		waitFor(t, kind+" with tenantId blue", func() bool {
+			return has(records(t, record), "telemetry", func(r map[string]any) bool {
+				rec, _ := r["record"].(map[string]any)
+				return r["type"] == kind && rec["requestId"] == id && rec["tenantId"] == "blue"
+			})
+		})
+	}
+}
