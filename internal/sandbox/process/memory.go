@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,49 +31,23 @@ import (
 //     is memory.max_usage_in_bytes and an OOM kill is counted in
 //     memory.oom_control.
 //
-// clone3's CLONE_INTO_CGROUP places a child in a v2 cgroup only, and
-// os/exec gives no hook between fork and exec, so on a hybrid host every
-// process of the environment is started through this very executable
-// (/proc/self/exe): the init function below sees memcgEnv, writes its own
-// pid to the v1 cgroup's cgroup.procs, and only then execs the runtime or
-// extension with its original argv and environment. The program itself
-// therefore never runs outside the cgroup, and what the wrapper allocated
-// before joining is freed by exec; nothing is charged elsewhere. A wrapper
-// that cannot join fails (exit 126) rather than run unlimited.
-
-// memcgEnv names the v1 cgroup.procs file the wrapper joins; memcgExec,
-// the program it then executes.
-const (
-	memcgEnv  = "_LAMBDABOX_MEMCG_PROCS"
-	memcgExec = "_LAMBDABOX_MEMCG_EXEC"
-)
-
-func init() {
-	procs, ok := os.LookupEnv(memcgEnv)
-	if !ok {
-		return
-	}
-	path := os.Getenv(memcgExec)
-	env := make([]string, 0, len(os.Environ()))
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, memcgEnv+"=") && !strings.HasPrefix(kv, memcgExec+"=") {
-			env = append(env, kv)
-		}
-	}
-	if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
-		fmt.Fprintf(os.Stderr, "lambdabox: joining the memory cgroup: %v\n", err)
-		os.Exit(126)
-	}
-	err := syscall.Exec(path, os.Args, env)
-	fmt.Fprintf(os.Stderr, "fork/exec %s: %v\n", path, err)
-	os.Exit(127)
-}
+// clone3's CLONE_INTO_CGROUP places a child in a v2 cgroup only; its v1
+// cgroups are those of the thread that forks it. So on a hybrid host
+// each process of the environment is started from an OS thread of
+// lambdabox's, locked to its goroutine, that first moves itself (its tid,
+// written to the v1 cgroup's tasks file) into the environment's memory
+// cgroup, and moves back once the child has exec'd (os/exec returns only
+// then). The child is thus in the cgroup from its first instruction.
+// lambdabox's own pages stay charged to lambdabox: v1 charges a page fault
+// to the memory cgroup of the address space's owner, the thread group
+// leader, which never moves. A thread that cannot move back is ended with
+// its goroutine, never reused.
 
 // memLimiter makes the memory cgroups of a driver's environments.
 type memLimiter struct {
 	v2   bool   // limit the environment's own cgroup v2
 	dir  string // v1: this driver's cgroup in the v1 memory hierarchy
-	exe  string // v1: this executable (/proc/self/exe), the wrapper
+	home string // v1: lambdabox's own memory cgroup
 	next atomic.Int64
 }
 
@@ -108,12 +83,6 @@ func newMemLimiterV1(self instance) (*memLimiter, error) {
 		return nil, err
 	}
 	removeStaleMemcgs(own)
-	// The child execs /proc/self/exe between fork and exec: this very
-	// binary, even if its file has been replaced or removed since.
-	const exe = "/proc/self/exe"
-	if _, err := os.Stat(exe); err != nil {
-		return nil, fmt.Errorf("the wrapper needs %s: %w", exe, err)
-	}
 	dir := filepath.Join(own, cgroupPrefix+self.String())
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("creating a v1 memory cgroup: %w", err)
@@ -122,7 +91,7 @@ func newMemLimiterV1(self instance) (*memLimiter, error) {
 		_ = syscall.Rmdir(dir)
 		return nil, fmt.Errorf("v1 memory cgroup: %w", err)
 	}
-	return &memLimiter{dir: dir, exe: exe}, nil
+	return &memLimiter{dir: dir, home: own}, nil
 }
 
 // removeStaleMemcgs removes the v1 memory cgroups of lambdabox processes now
@@ -222,7 +191,7 @@ func (m *memLimiter) newEnv(limit uint64, v2dir string) (*memcg, error) {
 		}
 		_ = os.WriteFile(filepath.Join(dir, "memory.swappiness"), []byte("0"), 0)
 	}
-	return &memcg{dir: dir, exe: m.exe}, nil
+	return &memcg{dir: dir, home: m.home}, nil
 }
 
 // close removes the driver's v1 memory cgroup, once its environments are
@@ -237,9 +206,9 @@ func (m *memLimiter) close() error {
 // memcg is the memory cgroup of one environment. Its figures are read
 // once more when it is released, and kept.
 type memcg struct {
-	v2  bool
-	dir string
-	exe string // v1: the wrapper that joins dir
+	v2   bool
+	dir  string
+	home string // v1: lambdabox's own memory cgroup, where threads go back
 
 	mu       sync.Mutex
 	released bool
@@ -247,18 +216,33 @@ type memcg struct {
 	peak     uint64
 }
 
-// wrap has cmd start through the wrapper that joins the v1 memory cgroup
-// before it executes the program; a v2 memory cgroup needs nothing.
-func (c *memcg) wrap(cmd *exec.Cmd) {
+// start starts cmd with start, from a thread in the v1 memory cgroup (see
+// above); a v2 memory cgroup needs nothing: the environment's cgroup v2
+// is it.
+func (c *memcg) start(cmd *exec.Cmd, start func(*exec.Cmd) error) error {
 	if c.v2 {
-		return
+		return start(cmd)
 	}
-	env := cmd.Env
-	if env == nil {
-		env = os.Environ()
-	}
-	cmd.Env = append(env[:len(env):len(env)], memcgEnv+"="+filepath.Join(c.dir, "cgroup.procs"), memcgExec+"="+cmd.Path)
-	cmd.Path = c.exe
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		tid := []byte(strconv.Itoa(syscall.Gettid()))
+		if err := os.WriteFile(filepath.Join(c.dir, "tasks"), tid, 0); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("joining the memory cgroup: %w", err)
+			return
+		}
+		err := start(cmd)
+		if os.WriteFile(filepath.Join(c.home, "tasks"), tid, 0) != nil {
+			// Still in the environment's cgroup: returning locked ends
+			// this thread.
+			errc <- err
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
 }
 
 // read returns whether the OOM killer has killed a process of the cgroup,

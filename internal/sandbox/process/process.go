@@ -274,10 +274,11 @@ func (e *env) start(spec sandbox.Spec, which sandbox.Process, path string, args 
 	if err != nil {
 		return nil, err
 	}
+	start := theReaper.start
 	if e.mc != nil {
-		e.mc.wrap(cmd)
+		start = func(cmd *exec.Cmd) error { return e.mc.start(cmd, theReaper.start) }
 	}
-	if err := theReaper.start(cmd); err != nil {
+	if err := start(cmd); err != nil {
 		_ = g.release()
 		return nil, &sandbox.EntrypointError{Err: err}
 	}
