@@ -235,7 +235,9 @@ func (c *memcg) start(cmd *exec.Cmd, start func(*exec.Cmd) error) error {
 		err := start(cmd)
 		if os.WriteFile(filepath.Join(c.home, "tasks"), tid, 0) != nil {
 			// Still in the environment's cgroup: returning locked ends
-			// this thread.
+			// this thread (and, by Pdeathsig, the child it forked, which
+			// the environment then sees exit). Only a removed lambdabox
+			// cgroup gets here.
 			errc <- err
 			return
 		}
