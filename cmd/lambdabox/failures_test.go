@@ -114,3 +114,41 @@ func TestMaxMemoryAfterFailures(t *testing.T) {
 	}
 	e.alive(t)
 }
+
+// A function allocating past --memory-size is killed, as Lambda kills it:
+// the caller gets Runtime.OutOfMemory, REPORT says so with Max Memory
+// Used at most the memory size, and the next invoke runs on a fresh
+// runtime. Where no memory cgroup can be made, lambdabox says so at start
+// and this test skips with that reason.
+func TestOutOfMemory(t *testing.T) {
+	e := fakeRIE(t, "oom", "--memory-size", "128", "--timeout", "30s")
+	resp, body := e.invoke(t, "function", `"small"`)
+	if body != `"ok"` {
+		t.Fatalf("warm-up: %d %s", resp.StatusCode, body)
+	}
+	if i := strings.Index(e.Stderr.String(), "memory NOT limited"); i >= 0 {
+		line, _, _ := strings.Cut(e.Stderr.String()[i:], "\n")
+		t.Skip("no memory cgroup on this machine: lambdabox said " + line)
+	}
+	resp, body = e.invoke(t, "function", `"big"`)
+	wantFunctionError(t, resp, body, "Runtime.OutOfMemory", "")
+	if !strings.Contains(body, "Runtime exited with error: signal: killed") {
+		t.Errorf("body %s lacks Lambda's message", body)
+	}
+	line := reportLine(t, e, resp.Header.Get("X-Amzn-Requestid"))
+	if !strings.Contains(line, "\tStatus: error\tError Type: Runtime.OutOfMemory") {
+		t.Errorf("REPORT lacks the OOM status: %q", line)
+	}
+	m := regexp.MustCompile(`\tMax Memory Used: (\d+) MB`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no Max Memory Used in %q", line)
+	}
+	if mb, _ := strconv.Atoi(m[1]); mb > 128 || mb < 100 {
+		t.Errorf("Max Memory Used %d MB, want up to the 128 MB memory size: %q", mb, line)
+	}
+	resp, body = e.invoke(t, "function", `"small"`)
+	if resp.StatusCode != 200 || body != `"ok"` || resp.Header.Get("X-Amz-Function-Error") != "" {
+		t.Errorf("the invoke after the OOM kill: %d %s", resp.StatusCode, body)
+	}
+	e.alive(t)
+}

@@ -131,6 +131,22 @@ func runFakeRuntime(mode string) {
 				runtime.KeepAlive(b)
 			}
 			post("/invocation/"+id+"/response", `"ok"`)
+		case "tenant":
+			// Answer with this runtime's pid and the tenant it was given.
+			tenant := resp.Header.Get("Lambda-Runtime-Aws-Tenant-Id")
+			fmt.Printf("FAKE tenant pid=%d tenant=%s\n", os.Getpid(), tenant)
+			post("/invocation/"+id+"/response", fmt.Sprintf(`{"pid":%d,"tenant":%q}`, os.Getpid(), tenant))
+		case "oom":
+			// "big" allocates and touches 400 MiB, far past a 128 MB
+			// memory size; anything else is answered.
+			if string(payload) == `"big"` {
+				b := make([]byte, 400<<20)
+				for i := 0; i < len(b); i += 4096 {
+					b[i] = 1
+				}
+				runtime.KeepAlive(b)
+			}
+			post("/invocation/"+id+"/response", `"ok"`)
 		case "echo":
 			post("/invocation/"+id+"/response", `"ok"`)
 		case "slow":

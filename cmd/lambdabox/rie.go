@@ -62,6 +62,7 @@ type rieOptions struct {
 	handler        string
 	timeout        time.Duration
 	memoryMB       int
+	tenants        bool
 	env            []string
 	maxConcurrency int
 	perEnvConc     int
@@ -96,7 +97,8 @@ func (o *rieOptions) flags() *pflag.FlagSet {
 	fs.StringVar(&o.functionName, "function-name", "", "function name (default $AWS_LAMBDA_FUNCTION_NAME, else test_function)")
 	fs.StringVar(&o.handler, "handler", "", "handler (_HANDLER), when not given as the last argument")
 	fs.DurationVar(&o.timeout, "timeout", 0, "function timeout, e.g. 3s (default $AWS_LAMBDA_FUNCTION_TIMEOUT seconds, else 300s)")
-	fs.IntVar(&o.memoryMB, "memory-size", 0, "memory in MB (default $AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else 3008)")
+	fs.IntVar(&o.memoryMB, "memory-size", 0, "memory in MB (default $AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else 3008); the execution environment is limited to it, swap off, where a memory cgroup can be made (the log says at start): past it the runtime is killed, the invoke gets Runtime.OutOfMemory and the environment restarts")
+	fs.BoolVar(&o.tenants, "tenant-isolation", false, "tenant isolation (TenancyConfig PER_TENANT): every invoke must carry X-Amz-Tenant-Id (else 400 InvalidParameterValueException), the runtime sees it as Lambda-Runtime-Aws-Tenant-Id, and an execution environment serves one tenant only")
 	fs.StringArrayVar(&o.env, "env", nil, "extra function environment variable KEY=VALUE (repeatable)")
 	fs.IntVar(&o.maxConcurrency, "max-concurrency", 1, "execution environments, and so invokes running at once (reserved concurrency)")
 	fs.IntVar(&o.perEnvConc, "per-environment-concurrency", 0, "run as on Lambda Managed Instances: each environment takes up to N invokes at once, and the runtime sees AWS_LAMBDA_MAX_CONCURRENCY=N (default $AWS_LAMBDA_MAX_CONCURRENCY, else the template's CapacityProviderConfig, else 0: one invoke per environment). Invokes past --max-concurrency × N queue or get 429")
@@ -116,7 +118,7 @@ func (o *rieOptions) flags() *pflag.FlagSet {
 	fs.StringVar(&o.apiAddr, "api-address", "127.0.0.1:3000", "address of the API Gateway emulation, when routes are given")
 	fs.StringArrayVar(&o.httpRoutes, "route", nil, `HTTP API route (payload 2.0), e.g. "GET /items/{id}", "ANY /files/{proxy+}", "$default" (repeatable)`)
 	fs.StringArrayVar(&o.restRoutes, "rest-route", nil, `REST API route (payload 1.0), e.g. "GET /items/{id}" (repeatable)`)
-	fs.StringVar(&o.template, "template", "", "SAM template: its Api and HttpApi events become routes; Timeout, MemorySize, Environment and CapacityProviderConfig.PerExecutionEnvironmentMaxConcurrency apply unless set otherwise")
+	fs.StringVar(&o.template, "template", "", "SAM template: its Api and HttpApi events become routes; Timeout, MemorySize, TenancyConfig, Environment and CapacityProviderConfig.PerExecutionEnvironmentMaxConcurrency apply unless set otherwise")
 	fs.StringVar(&o.templateFn, "template-function", "", "the template's function (logical id or FunctionName); default: the only one")
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's net/http/pprof debug endpoints (goroutines, heap, CPU) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	fs.BoolVarP(&o.help, "help", "h", false, "print this help")
@@ -263,6 +265,7 @@ func rieFunction(o rieOptions, command []string, tf *template.Function, log *slo
 		MemoryMB:     o.memoryMB,
 
 		PerEnvironmentConcurrency: o.perEnvConc,
+		TenantIsolation:           o.tenants,
 	}
 	if cfg.PerEnvironmentConcurrency == 0 {
 		// As the official emulator reads it.
@@ -304,6 +307,7 @@ func rieFunction(o rieOptions, command []string, tf *template.Function, log *slo
 		if cfg.PerEnvironmentConcurrency == 0 {
 			cfg.PerEnvironmentConcurrency = tf.PerEnvironmentConcurrency
 		}
+		cfg.TenantIsolation = cfg.TenantIsolation || tf.TenantIsolation
 		for k, v := range tf.Environment {
 			cfg.Env = append([]string{k + "=" + v}, cfg.Env...)
 		}

@@ -230,7 +230,7 @@ func (e *Environment) Invoke(ctx context.Context, req *function.Request) *functi
 	}
 	// The environment keeps resp; the caller gets its own copy.
 	e.unsettled = &report{id: req.ID, start: start, end: time.Now(), deadline: req.Deadline,
-		failure: failure, resp: resp}
+		failure: failure, resp: resp, tenant: req.TenantID}
 	res := newResult(resp)
 	if req.Tail {
 		res.Log = function.NewLogTail()
@@ -252,6 +252,7 @@ type report struct {
 	failure string
 	resp    *runtimeapi.Response // the environment's own, never a caller's
 	tail    *function.LogTail    // the caller's log, when Tail was asked
+	tenant  string               // X-Amz-Tenant-Id, for REPORT and telemetry
 }
 
 // timedOut reports whether the invoke ended in a timeout.
@@ -288,7 +289,7 @@ func (e *Environment) Settle() {
 	}
 	d := r.end.Sub(r.start)
 	e.publishReport(r, d)
-	e.logs.write(e.report(lines, r.id, d, r.failure))
+	e.logs.write(e.report(lines, r.id, d, r.failure, r.tenant))
 	if r.tail != nil {
 		r.tail.Set(e.logs.end())
 	}
@@ -380,8 +381,12 @@ func (e *Environment) run(ctx context.Context, inv *runtimeapi.Invocation) (resp
 		})
 	}
 	if e.tel.Active("platform") {
-		e.tel.Publish("platform.start", map[string]any{"requestId": inv.ID, "version": e.cfg.Version,
-			"tracing": map[string]string{"type": "X-Amzn-Trace-Id", "value": inv.TraceID}})
+		rec := map[string]any{"requestId": inv.ID, "version": e.cfg.Version,
+			"tracing": map[string]string{"type": "X-Amzn-Trace-Id", "value": inv.TraceID}}
+		if inv.TenantID != "" {
+			rec["tenantId"] = inv.TenantID
+		}
+		e.tel.Publish("platform.start", rec)
 	}
 	answer := e.api.Dispatch(inv)
 	timer := time.NewTimer(time.Until(inv.Deadline))
@@ -475,6 +480,7 @@ func (e *Environment) start(ctx context.Context, id string, timeout <-chan time.
 	e.ext.Reset(nil) // registration is open, for internal extensions too
 	spec := sandbox.Spec{
 		Path: e.cfg.Command[0], Args: e.cfg.Command[1:], Env: e.environ, Dir: e.cfg.Dir,
+		MemoryLimit:   uint64(e.cfg.MemoryMB) << 20,
 		ExtensionsDir: e.extDir,
 		Output:        e.output,
 		Found:         e.ext.Reset,
@@ -606,15 +612,20 @@ func (e *Environment) measureMemory() {
 }
 
 func (e *Environment) exitResponse(id string) *runtimeapi.Response {
-	return exitResponse(e.proc, id)
+	return exitResponse(e.sbx, e.proc, id)
 }
 
-// exitResponse is the failure of an invoke whose runtime proc exited.
-func exitResponse(proc sandbox.Proc, id string) *runtimeapi.Response {
+// exitResponse is the failure of an invoke whose runtime proc, in the
+// environment sbx, exited.
+func exitResponse(sbx sandbox.Env, proc sandbox.Proc, id string) *runtimeapi.Response {
 	st := proc.Exit()
 	msg := "Runtime exited with error: " + st.String()
 	if st.Code == 0 && st.Signal == "" {
 		msg = "Runtime exited without providing a reason"
+	}
+	// Killed past the memory size: Lambda names it, with the same message.
+	if o, ok := sbx.(sandbox.OOMReporter); ok && o.OutOfMemory() {
+		return runtimeapi.ErrorResponse("Runtime.OutOfMemory", requestPrefix(id)+msg)
 	}
 	return runtimeapi.ErrorResponse("Runtime.ExitError", requestPrefix(id)+msg)
 }
@@ -637,7 +648,11 @@ func requestPrefix(id string) string {
 // report appends the REPORT line to b; it consumes the pending Init
 // Duration. failure, the error type of a platform failure, gives the
 // Status Lambda prints: "timeout", or "error" with the Error Type.
-func (e *Environment) report(b []byte, id string, d time.Duration, failure string) []byte {
+//
+// With tenant isolation the line ends with "\tTenant Id: <tenant>": AWS
+// documents the tenantId field of the JSON log records only, so the text
+// line's wording is lambdabox's.
+func (e *Environment) report(b []byte, id string, d time.Duration, failure, tenant string) []byte {
 	b = append(append(b, "REPORT RequestId: "...), id...)
 	b = append(b, "\tDuration: "...)
 	b = strconv.AppendFloat(b, millis(d), 'f', 2, 64)
@@ -660,6 +675,9 @@ func (e *Environment) report(b []byte, id string, d time.Duration, failure strin
 		b = append(b, "\tStatus: timeout"...)
 	default:
 		b = append(b, "\tStatus: error\tError Type: "+failure...)
+	}
+	if tenant != "" {
+		b = append(b, "\tTenant Id: "+tenant...)
 	}
 	return append(b, '\n')
 }

@@ -62,6 +62,9 @@ func (e *Environment) publishReport(r *report, d time.Duration) {
 		done["errorType"] = errorType
 		rep["errorType"] = errorType
 	}
+	if r.tenant != "" {
+		done["tenantId"], rep["tenantId"] = r.tenant, r.tenant
+	}
 	e.tel.Publish("platform.runtimeDone", done)
 	e.tel.Publish("platform.report", rep)
 }

@@ -29,6 +29,7 @@ type managed struct {
 // instance is one runtime process of a managed environment, shared by the
 // invokes it runs.
 type instance struct {
+	sbx    sandbox.Env // the whole environment, which says whether memory ran out
 	proc   sandbox.Proc
 	extDie <-chan extProc
 	hasExt bool          // extensions are registered: they get INVOKE events
@@ -54,7 +55,7 @@ func (e *Environment) InvokeShared(ctx context.Context, req *function.Request) (
 	var inst *instance
 	if resp == nil {
 		if m.gen == nil || m.gen.proc != e.proc {
-			m.gen = &instance{proc: e.proc, extDie: e.extDied, hasExt: len(e.exts)+e.internalExtensions() > 0, failed: make(chan struct{})}
+			m.gen = &instance{sbx: e.sbx, proc: e.proc, extDie: e.extDied, hasExt: len(e.exts)+e.internalExtensions() > 0, failed: make(chan struct{})}
 		}
 		inst = m.gen
 	}
@@ -105,7 +106,7 @@ func (e *Environment) runShared(ctx context.Context, inst *instance, inv *runtim
 			return resp, ""
 		default:
 		}
-		resp := exitResponse(inst.proc, inv.ID)
+		resp := exitResponse(inst.sbx, inst.proc, inv.ID)
 		e.failShared(ctx, inst, resp.ErrorType, "Runtime exited: "+inst.proc.Exit().String())
 		return resp, resp.ErrorType
 	case x := <-inst.extDie:
@@ -177,7 +178,7 @@ func (e *Environment) settleShared(ctx context.Context, r *report, initDur time.
 	e.measureMemory()
 	e.initDur = initDur
 	e.publishReport(r, d)
-	lines = e.report(lines, r.id, d, r.failure)
+	lines = e.report(lines, r.id, d, r.failure, r.tenant)
 	m.mu.Unlock()
 	e.logs.write(lines)
 	if r.tail != nil {

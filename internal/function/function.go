@@ -40,6 +40,11 @@ type Config struct {
 	InitTimeout time.Duration // limit of the Init phase; default 10 s
 	MemoryMB    int           // configured memory; default 3008
 
+	// TenantIsolation is TenancyConfig.TenantIsolationMode PER_TENANT:
+	// every invoke must carry a tenant id (X-Amz-Tenant-Id), and an
+	// execution environment serves one tenant only.
+	TenantIsolation bool
+
 	// Command is the bootstrap and its arguments.
 	Command []string
 	// Dir is the working directory of the runtime; default LAMBDA_TASK_ROOT.

@@ -222,6 +222,9 @@ func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *functi
 	default:
 		return fn, nil, "", badParam("1 validation error detected: Value '" + lt + "' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]")
 	}
+	if e := checkTenant(fn.cfg, r.Header.Get(HeaderTenantID)); e != nil {
+		return fn, nil, "", e
+	}
 	clientContext, e := decodeClientContext(r.Header.Get("X-Amz-Client-Context"))
 	if e != nil {
 		return fn, nil, "", e
@@ -356,8 +359,32 @@ func runtimeInvocation(r *http.Request, payload []byte, arn, traceID, clientCont
 		TraceID:         traceID,
 		ClientContext:   clientContext,
 		CognitoIdentity: r.Header.Get(HeaderCognitoIdentity),
-		TenantID:        r.Header.Get("X-Amz-Tenant-Id"),
+		TenantID:        r.Header.Get(HeaderTenantID),
 	}
+}
+
+// HeaderTenantID names the tenant of an invoke of a function with tenant
+// isolation.
+const HeaderTenantID = "X-Amz-Tenant-Id"
+
+// maxTenantID is the longest tenant id Lambda takes.
+const maxTenantID = 256
+
+// checkTenant answers as Lambda does an invoke without a tenant id to a
+// function with tenant isolation, or with one to a function without
+// (InvalidParameterValueException, 400). AWS documents the error type, not
+// its message: the messages are lambdabox's.
+func checkTenant(cfg function.Config, tenant string) *apiError {
+	switch {
+	case cfg.TenantIsolation && tenant == "":
+		return badParam("The function " + cfg.Name + " has tenant isolation enabled (TenantIsolationMode PER_TENANT): the invoke must specify a tenant ID (X-Amz-Tenant-Id, --tenant-id)")
+	case !cfg.TenantIsolation && tenant != "":
+		return badParam("The function " + cfg.Name + " does not have tenant isolation enabled: remove the tenant ID (X-Amz-Tenant-Id) from the invoke")
+	case len(tenant) > maxTenantID:
+		return &apiError{Status: http.StatusBadRequest, Code: "ValidationException",
+			Msg: "1 validation error detected: Value at 'tenantId' failed to satisfy constraint: Member must have length less than or equal to 256"}
+	}
+	return nil
 }
 
 // decodeClientContext checks X-Amz-Client-Context (base64 of a JSON

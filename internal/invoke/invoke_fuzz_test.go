@@ -70,10 +70,10 @@ func oracleClientContext(h string) bool {
 
 // fuzzFunctions are the functions the fuzz targets register: f at
 // $LATEST (also the alias "function") and a published version of
-// "my.fn_2".
+// "my.fn_2", with tenant isolation.
 var fuzzFunctions = []function.Config{
 	{Name: "f", Command: []string{"/b"}},
-	{Name: "my.fn_2", Version: "7", Command: []string{"/b"}},
+	{Name: "my.fn_2", Version: "7", Command: []string{"/b"}, TenantIsolation: true},
 }
 
 // oracleResolves reports whether (name, qualifier) names one of
@@ -272,8 +272,10 @@ func FuzzInvokeRequest(f *testing.F) {
 		if gotType == "Event" {
 			limit = MaxAsyncPayload
 		}
-		_, resolves := oracleResolves(name, r.URL.Query().Get("Qualifier"))
+		cfg, resolves := oracleResolves(name, r.URL.Query().Get("Qualifier"))
+		gotTenant := r.Header.Get("X-Amz-Tenant-Id")
 		valid := resolves && allowed[gotType] &&
+			cfg.TenantIsolation == (gotTenant != "") && len(gotTenant) <= 256 &&
 			(gotLog == "" || gotLog == "None" || (gotLog == "Tail" && gotType != "Event")) &&
 			oracleClientContext(r.Header.Get("X-Amz-Client-Context")) &&
 			len(body) <= limit && (len(body) == 0 || json.Valid(body))

@@ -182,3 +182,54 @@ func TestAddReplaceRemove(t *testing.T) {
 		t.Errorf("b: %d", code)
 	}
 }
+
+// A function with tenant isolation takes only invokes with a tenant id,
+// and passes it on; one without takes only invokes without. The others
+// get Lambda's 400, for every invocation type.
+func TestTenantID(t *testing.T) {
+	got := make(chan string, 1)
+	s := NewServer(nil)
+	fn := fakeFunction{func(req *function.Request) (*function.Result, error) {
+		got <- req.TenantID
+		return &function.Result{Payload: []byte(`"ok"`), ContentType: "application/json"}, nil
+	}}
+	s.Add(function.Config{Name: "plain", Command: []string{"/b"}}.WithDefaults(), fn, nil)
+	s.Add(function.Config{Name: "isolated", Command: []string{"/b"}, TenantIsolation: true}.WithDefaults(), fn, nil)
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	for _, c := range []struct {
+		name, tenant, invType string
+		status                int
+		code                  string
+	}{
+		{"isolated", "blue", "", 200, ""},
+		{"isolated", "", "", 400, "InvalidParameterValueException"},
+		{"isolated", "", "Event", 400, "InvalidParameterValueException"},
+		{"isolated", "", "DryRun", 400, "InvalidParameterValueException"},
+		{"isolated", strings.Repeat("x", 257), "", 400, "ValidationException"},
+		{"plain", "", "", 200, ""},
+		{"plain", "blue", "", 400, "InvalidParameterValueException"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/2015-03-31/functions/"+c.name+"/invocations", strings.NewReader("{}"))
+		if c.tenant != "" {
+			req.Header.Set("X-Amz-Tenant-Id", c.tenant)
+		}
+		if c.invType != "" {
+			req.Header.Set("X-Amz-Invocation-Type", c.invType)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || resp.Header.Get("X-Amzn-Errortype") != c.code {
+			t.Errorf("%s tenant %.8q %s: %d %s %s, want %d %s", c.name, c.tenant, c.invType, resp.StatusCode, resp.Header.Get("X-Amzn-Errortype"), b, c.status, c.code)
+		}
+		if c.status == 200 {
+			if tenant := <-got; tenant != c.tenant {
+				t.Errorf("%s: the function got tenant %q, want %q", c.name, tenant, c.tenant)
+			}
+		}
+	}
+}

@@ -74,6 +74,12 @@ type idleEnv struct {
 	asleep bool      // spun down; starts again on its next invoke
 	inUse  int       // slots taken
 	listed bool      // in Pool.idle: it has a free slot
+	// tenant is the tenant (X-Amz-Tenant-Id) whose invokes the
+	// environment runs; "" for functions without tenant isolation. An
+	// environment serves one tenant only: to run another's invoke, it is
+	// shut down first (its runtime and extensions end) and starts afresh.
+	tenant string
+	used   bool // has run an invoke; a pre-warmed one that has not may take any tenant
 }
 
 // New returns an empty pool; environments start on demand.
@@ -110,10 +116,14 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 	if err := p.acquireSlot(ctx); err != nil {
 		return nil, err
 	}
-	ie, err := p.take(false)
+	ie, reassigned, err := p.take(false, req.TenantID)
 	if err != nil {
 		<-p.slots
 		return nil, err
+	}
+	if reassigned {
+		// It served another tenant: nothing of that runs on.
+		ie.env.Shutdown(ctx, environment.ReasonSpindown)
 	}
 	var res *function.Result
 	var settle func() // a managed environment's, for this invoke
@@ -144,7 +154,7 @@ func (p *Pool) Init(ctx context.Context, n int) error {
 	var errs []error
 	var envs []*idleEnv
 	for range min(n, p.cfg.MaxConcurrency) {
-		ie, err := p.take(true)
+		ie, _, err := p.take(true, "")
 		if err != nil {
 			errs = append(errs, err)
 			break
@@ -181,39 +191,69 @@ func (p *Pool) acquireSlot(ctx context.Context) error {
 	}
 }
 
-// take returns a slot of an environment with one free, or of a new
-// environment (pre-warmed when provisioned); the caller holds a slot token
-// or is Init.
-func (p *Pool) take(provisioned bool) (*idleEnv, error) {
+// take returns a slot of an environment of tenant with one free, or of a
+// new environment (pre-warmed when provisioned); the caller holds a slot
+// token or is Init. When every environment the limit allows exists and
+// none with a free slot is the tenant's, the least recently used one that
+// runs nothing is given to the tenant: reassigned is then set, and the
+// caller shuts it down before it runs the invoke.
+func (p *Pool) take(provisioned bool, tenant string) (ie *idleEnv, reassigned bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, errors.New("pool is shut down")
+		return nil, false, errors.New("pool is shut down")
 	}
-	// The most recently used environment is the warmest.
-	if n := len(p.idle); n > 0 && !provisioned {
-		ie := p.idle[n-1]
-		ie.inUse++
-		ie.asleep = false
-		if ie.inUse == p.cfg.PerEnvironment { // full: off the list
-			p.idle = p.idle[:n-1]
-			ie.listed = false
+	if !provisioned {
+		// The most recently used environment of the tenant is the
+		// warmest; a pre-warmed one no tenant has used yet will do.
+		pick := -1
+		for i := len(p.idle) - 1; i >= 0; i-- {
+			if p.idle[i].tenant == tenant {
+				pick = i
+				break
+			}
+			if pick < 0 && !p.idle[i].used {
+				pick = i
+			}
 		}
-		p.busy++
-		return ie, nil
+		// Every environment exists: the coldest one that runs nothing
+		// changes tenant.
+		if pick < 0 && len(p.all) >= p.cfg.MaxConcurrency {
+			for i, c := range p.idle {
+				if c.inUse == 0 {
+					pick, reassigned = i, true
+					break
+				}
+			}
+		}
+		if pick >= 0 {
+			ie = p.idle[pick]
+			if reassigned {
+				p.cfg.Log.Info("an idle execution environment changes tenant: it is shut down first", "runtime_api", ie.env.RuntimeAPI())
+			}
+			ie.tenant, ie.used = tenant, true
+			ie.inUse++
+			ie.asleep = false
+			if ie.inUse == p.cfg.PerEnvironment { // full: off the list
+				p.idle = append(p.idle[:pick], p.idle[pick+1:]...)
+				ie.listed = false
+			}
+			p.busy++
+			return ie, reassigned, nil
+		}
 	}
 	env, err := p.cfg.New(len(p.all), provisioned)
 	if err != nil {
-		return nil, fmt.Errorf("creating an execution environment: %w", err)
+		return nil, false, fmt.Errorf("creating an execution environment: %w", err)
 	}
 	p.all = append(p.all, env)
 	p.busy++
-	ie := &idleEnv{env: env, pinned: provisioned, inUse: 1}
+	ie = &idleEnv{env: env, pinned: provisioned, inUse: 1, tenant: tenant, used: !provisioned}
 	if p.cfg.PerEnvironment > 1 && !provisioned {
 		p.idle = append(p.idle, ie) // its other slots are free
 		ie.listed = true
 	}
-	return ie, nil
+	return ie, false, nil
 }
 
 // put gives back a slot that take returned, once its invoke has settled.

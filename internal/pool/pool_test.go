@@ -214,3 +214,78 @@ func TestPoolCloseWaitsForSettles(t *testing.T) {
 		t.Errorf("environment stopped %d times, want 1", d.Stopped())
 	}
 }
+
+func invokeAs(ctx context.Context, p *Pool, tenant string) error {
+	id := fmt.Sprintf("request-%d", requests.Add(1))
+	res, err := p.Invoke(ctx, &function.Request{Invocation: runtimeapi.Invocation{ID: id, Payload: []byte(`{}`), TenantID: tenant}})
+	if err == nil && res.Error {
+		err = errors.New(string(res.Payload))
+	}
+	return err
+}
+
+// An environment serves one tenant: each tenant gets its own while the
+// limit allows, warm invokes go back to the tenant's own, and past the
+// limit an idle environment is shut down before another tenant's invoke
+// starts it afresh.
+func TestPoolKeepsTenantsApart(t *testing.T) {
+	for _, c := range []struct {
+		name            string
+		max             int
+		tenants         []string
+		started, stoped int
+	}{
+		{"one each", 2, []string{"a", "b", "a", "b", "a"}, 2, 0},
+		{"no tenants", 2, []string{"", "", ""}, 1, 0},
+		{"reassigned past the limit", 1, []string{"a", "a", "b", "a"}, 3, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := &sandboxtest.Driver{Handler: sandboxtest.FakeHandler}
+			p := newTestPool(t, d, Config{MaxConcurrency: c.max})
+			for _, tenant := range c.tenants {
+				if err := invokeAs(context.Background(), p, tenant); err != nil {
+					t.Fatalf("tenant %q: %v", tenant, err)
+				}
+				waitSettled(t, p)
+			}
+			if got := d.Started(); got != c.started {
+				t.Errorf("environments started = %d, want %d", got, c.started)
+			}
+			if got := d.Stopped(); got != c.stoped {
+				t.Errorf("environments stopped = %d, want %d", got, c.stoped)
+			}
+		})
+	}
+}
+
+// A pre-warmed environment that has run no invoke goes to the first
+// tenant that needs one, without a restart.
+func TestPoolGivesAPreWarmedEnvironmentToATenant(t *testing.T) {
+	d := &sandboxtest.Driver{Handler: sandboxtest.FakeHandler}
+	p := newTestPool(t, d, Config{MaxConcurrency: 1})
+	if err := p.Init(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := invokeAs(context.Background(), p, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Started(); got != 1 {
+		t.Errorf("environments started = %d, want the pre-warmed one only", got)
+	}
+}
+
+// waitSettled waits until no environment is busy: an invoke settles after
+// its answer.
+func waitSettled(t *testing.T, p *Pool) {
+	t.Helper()
+	for range 1000 {
+		p.mu.Lock()
+		busy := p.busy
+		p.mu.Unlock()
+		if busy == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("an invoke did not settle")
+}

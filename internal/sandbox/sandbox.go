@@ -29,6 +29,12 @@ type Spec struct {
 	Env  []string // the complete environment of every process, KEY=VALUE
 	Dir  string   // the working directory of every process
 
+	// MemoryLimit, when not zero, is the memory in bytes that the
+	// environment's processes may use together, swap off: past it the
+	// kernel kills them (OOMReporter tells). A driver that cannot enforce
+	// it runs the environment unlimited.
+	MemoryLimit uint64
+
 	// ExtensionsDir holds the external extensions, as the environment sees
 	// its file system (a container driver looks in the image). The driver
 	// starts every executable file in it, in name order, before the
@@ -118,6 +124,13 @@ type Extension struct {
 // environment runs, runtime and extensions, in bytes.
 type MemoryReporter interface {
 	MaxMemory() (uint64, error)
+}
+
+// OOMReporter is implemented by environments that can tell why they
+// died. OutOfMemory reports whether the kernel killed a process of the
+// environment because it passed Spec.MemoryLimit.
+type OOMReporter interface {
+	OutOfMemory() bool
 }
 
 // Network is implemented by drivers whose processes cannot reach lambdabox

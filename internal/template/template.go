@@ -36,6 +36,8 @@ type Function struct {
 	// runtime on one vCPU (Python 16, Java and .NET 32, Node.js 64, others
 	// 16); 0 when the function has no CapacityProviderConfig.
 	PerEnvironmentConcurrency int
+	// TenantIsolation is TenancyConfig.TenantIsolationMode PER_TENANT.
+	TenantIsolation bool
 }
 
 // Event is an API Gateway event source of a function.
@@ -103,7 +105,10 @@ type rawFunction struct {
 	PackageType  string `yaml:"PackageType"`
 	Timeout      string `yaml:"Timeout"`
 	MemorySize   string `yaml:"MemorySize"`
-	Environment  struct {
+	Tenancy      struct {
+		Mode string `yaml:"TenantIsolationMode"`
+	} `yaml:"TenancyConfig"`
+	Environment struct {
 		Variables map[string]string `yaml:"Variables"`
 	} `yaml:"Environment"`
 	CapacityProviderConfig *struct {
@@ -189,6 +194,13 @@ func build(id string, g, rf rawFunction) (Function, error) {
 		if f.PerEnvironmentConcurrency == 0 {
 			f.PerEnvironmentConcurrency = defaultConcurrency(f.Runtime)
 		}
+	}
+	switch mode := or(rf.Tenancy.Mode, g.Tenancy.Mode); mode {
+	case "":
+	case "PER_TENANT":
+		f.TenantIsolation = true
+	default:
+		return f, fmt.Errorf("Resources.%s.Properties.TenancyConfig.TenantIsolationMode %q: want PER_TENANT", id, mode)
 	}
 	for k, v := range g.Environment.Variables {
 		f.Environment[k] = v

@@ -48,6 +48,7 @@ func TestParseErrors(t *testing.T) {
 		"not yaml":     "Resources: [",
 		"bad timeout":  "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Timeout: soon\n",
 		"api w/o path": "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E:\n          Type: Api\n",
+		"bad tenancy":  "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      TenancyConfig:\n        TenantIsolationMode: PER_REQUEST\n",
 	} {
 		if _, err := Parse(strings.NewReader(src)); err == nil {
 			t.Errorf("%s: no error", name)
@@ -84,5 +85,26 @@ func TestCapacityProviderConfig(t *testing.T) {
 				t.Errorf("PerEnvironmentConcurrency = %d, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// TenancyConfig PER_TENANT, on the function or in Globals, turns tenant
+// isolation on.
+func TestTenancyConfig(t *testing.T) {
+	for name, c := range map[string]struct {
+		src  string
+		want bool
+	}{
+		"function": {"Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      TenancyConfig:\n        TenantIsolationMode: PER_TENANT\n", true},
+		"globals":  {"Globals:\n  Function:\n    TenancyConfig:\n      TenantIsolationMode: PER_TENANT\nResources:\n  F:\n    Type: AWS::Serverless::Function\n", true},
+		"none":     {"Resources:\n  F:\n    Type: AWS::Serverless::Function\n", false},
+	} {
+		tpl, err := Parse(strings.NewReader(c.src))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := tpl.Functions[0].TenantIsolation; got != c.want {
+			t.Errorf("%s: TenantIsolation = %v, want %v", name, got, c.want)
+		}
 	}
 }

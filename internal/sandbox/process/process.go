@@ -64,7 +64,9 @@ func (c Config) Validate() error {
 // Driver starts runtimes as contained host processes. Close it once its
 // environments are stopped.
 type Driver struct {
-	c container
+	c      container
+	mem    *memLimiter // nil when memory cannot be limited
+	memErr error       // why not
 }
 
 // Driver implements sandbox.Driver.
@@ -136,7 +138,7 @@ func New(cfg Config) (*Driver, error) {
 		if cgErr == nil {
 			var c *cgroups
 			if c, cgErr = newCgroups(parent, self, log); cgErr == nil {
-				return &Driver{c: c}, nil
+				return withMemory(&Driver{c: c}, self, c.dir), nil
 			}
 		}
 		if cfg.Containment == Cgroup {
@@ -148,12 +150,44 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, errors.Join(cgErr, err)
 	}
-	return &Driver{c: s}, nil
+	return withMemory(&Driver{c: s}, self, ""), nil
+}
+
+// withMemory gives d a memory limiter: the cgroup v2 memory controller
+// below v2dir where it is available, else the v1 memory controller. Where
+// neither is, d.memErr says why; environments then run unlimited and
+// their memory is measured from their process tree.
+func withMemory(d *Driver, self instance, v2dir string) *Driver {
+	var errs []error
+	if v2dir != "" {
+		m, err := newMemLimiterV2(v2dir)
+		if err == nil {
+			d.mem = m
+			return d
+		}
+		errs = append(errs, err)
+	}
+	m, err := newMemLimiterV1(self)
+	if err == nil {
+		d.mem = m
+		return d
+	}
+	d.memErr = errors.Join(append(errs, err)...)
+	return d
 }
 
 // Mechanism says how runtimes are contained: "cgroup v2 at <dir>" or "a
-// child subreaper".
-func (d *Driver) Mechanism() string { return d.c.describe() }
+// child subreaper", and how their memory is limited, or why it is not.
+func (d *Driver) Mechanism() string {
+	if d.mem == nil {
+		return d.c.describe() + "; memory NOT limited (" + strings.ReplaceAll(d.memErr.Error(), "\n", "; ") + "): Max Memory Used is the peak of the process tree"
+	}
+	return d.c.describe() + "; " + d.mem.describe()
+}
+
+// MemoryLimited reports whether Spec.MemoryLimit is enforced, and if not,
+// why.
+func (d *Driver) MemoryLimited() error { return d.memErr }
 
 // Close kills whatever the driver's environments left and releases the
 // mechanism (removes the driver's cgroup, stops being a subreaper). It
@@ -163,7 +197,11 @@ func (d *Driver) Close(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	return d.c.close(deadline)
+	err := d.c.close(deadline)
+	if d.mem != nil {
+		err = errors.Join(err, d.mem.close())
+	}
+	return err
 }
 
 // Start implements sandbox.Driver: the environment gets a group (a cgroup,
@@ -180,6 +218,16 @@ func (d *Driver) Start(_ context.Context, spec sandbox.Spec) (sandbox.Env, error
 		return nil, fmt.Errorf("starting an environment: %w", err)
 	}
 	e := &env{eg: eg, done: make(chan struct{})}
+	if d.mem != nil && spec.MemoryLimit > 0 {
+		v2dir := ""
+		if ce, ok := eg.(*cgroupEnv); ok {
+			v2dir = ce.dir
+		}
+		if e.mc, err = d.mem.newEnv(spec.MemoryLimit, v2dir); err != nil {
+			_ = eg.release()
+			return nil, fmt.Errorf("starting an environment: %w", err)
+		}
+	}
 	fail := func(err error) (sandbox.Env, error) {
 		e.killAll()
 		return nil, err
@@ -226,7 +274,11 @@ func (e *env) start(spec sandbox.Spec, which sandbox.Process, path string, args 
 	if err != nil {
 		return nil, err
 	}
-	if err := theReaper.start(cmd); err != nil {
+	start := theReaper.start
+	if e.mc != nil {
+		start = func(cmd *exec.Cmd) error { return e.mc.start(cmd, theReaper.start) }
+	}
+	if err := start(cmd); err != nil {
 		_ = g.release()
 		return nil, &sandbox.EntrypointError{Err: err}
 	}
@@ -381,6 +433,7 @@ type env struct {
 	eg      envGroup
 	runtime *proc // nil when BeforeRuntime kept it from starting
 	exts    []sandbox.Extension
+	mc      *memcg // the memory cgroup; nil when memory is not limited
 	done    chan struct{}
 }
 
@@ -388,6 +441,7 @@ type env struct {
 var (
 	_ sandbox.Env            = (*env)(nil)
 	_ sandbox.MemoryReporter = (*env)(nil)
+	_ sandbox.OOMReporter    = (*env)(nil)
 )
 
 // Runtime implements sandbox.Env.
@@ -424,9 +478,28 @@ func (e *env) wait() {
 		<-p.done
 	}
 	if err := e.eg.kill(time.Now().Add(killWait)); err == nil {
+		e.releaseMemory()
 		_ = e.eg.release()
 	}
 	close(e.done)
+}
+
+// releaseMemory keeps the memory cgroup's figures and removes it; its
+// processes are gone.
+func (e *env) releaseMemory() {
+	if e.mc != nil {
+		e.mc.release()
+	}
+}
+
+// OutOfMemory implements sandbox.OOMReporter: whether the kernel killed a
+// process of the environment for passing its memory limit.
+func (e *env) OutOfMemory() bool {
+	if e.mc == nil {
+		return false
+	}
+	oom, _ := e.mc.stats()
+	return oom
 }
 
 // killAll ends a start that failed half way: whatever started is killed
@@ -436,6 +509,7 @@ func (e *env) killAll() {
 	for _, p := range e.procs() {
 		<-p.done
 	}
+	e.releaseMemory()
 	_ = e.eg.release()
 }
 
@@ -462,9 +536,15 @@ func (e *env) Stop(ctx context.Context) error {
 	}
 }
 
-// MaxMemory implements sandbox.MemoryReporter: the sum of the peaks of
-// every process of the environment and of what each started.
+// MaxMemory implements sandbox.MemoryReporter: the peak of the
+// environment's memory cgroup where it has one, else the sum of the peaks
+// of every process of the environment and of what each started.
 func (e *env) MaxMemory() (uint64, error) {
+	if e.mc != nil {
+		if _, peak := e.mc.stats(); peak > 0 {
+			return peak, nil
+		}
+	}
 	var sum uint64
 	var errs []error
 	for _, p := range e.procs() {

@@ -483,9 +483,15 @@ func maxMemoryAfterExit(t *testing.T, d *Driver) {
 func TestConformance(t *testing.T) {
 	for _, c := range []Containment{Cgroup, Subreaper} {
 		t.Run(string(c), func(t *testing.T) {
-			if _, err := New(Config{Containment: c}); err != nil {
+			probe, err := New(Config{Containment: c})
+			if err != nil {
 				t.Skip("not on this machine:", err)
 			}
+			limits := probe.MemoryLimited() == nil
+			if !limits {
+				t.Log("memory is not limited here:", probe.MemoryLimited())
+			}
+			_ = probe.Close(context.Background())
 			sandboxtest.Conformance(t, sandboxtest.Harness{
 				Driver: func(t *testing.T) sandbox.Driver {
 					d, err := New(Config{Containment: c})
@@ -499,8 +505,9 @@ func TestConformance(t *testing.T) {
 					})
 					return d
 				},
-				Runtime:   []string{os.Args[0]},
-				Processes: true,
+				Runtime:      []string{os.Args[0]},
+				Processes:    true,
+				LimitsMemory: limits,
 			})
 		})
 	}
@@ -575,4 +582,56 @@ func readState(pid int) string {
 		return ""
 	}
 	return string(st.state)
+}
+
+// An environment with a memory limit is killed by the kernel once it
+// allocates past it, says so (OutOfMemory), and reports a peak at the
+// limit; one that stays below runs on. Both containment mechanisms limit
+// memory where the machine has a memory cgroup.
+func TestMemoryLimit(t *testing.T) {
+	for name, d := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			if err := d.MemoryLimited(); err != nil {
+				t.Skip("no memory cgroup on this machine, memory is not limited: ", err)
+			}
+			start := func(allocMiB int) sandbox.Env {
+				env, err := d.Start(context.Background(), sandbox.Spec{
+					Path:        os.Args[0],
+					Env:         []string{helperEnv + "=orphan", "ALLOC=" + strconv.Itoa(allocMiB), "PIDFILE=" + filepath.Join(t.TempDir(), "pid")},
+					MemoryLimit: 128 << 20,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = env.Stop(context.Background()) })
+				return env
+			}
+			big := start(400)
+			select {
+			case <-big.Done():
+			case <-time.After(30 * time.Second):
+				t.Fatal("allocating 400 MiB with a 128 MiB limit: not killed")
+			}
+			if !big.(sandbox.OOMReporter).OutOfMemory() {
+				t.Errorf("OutOfMemory = false after %s", big.Runtime().Exit())
+			}
+			if st := big.Runtime().Exit(); st.Signal != "killed" {
+				t.Errorf("exit = %s, want signal: killed", st)
+			}
+			if peak, err := big.(sandbox.MemoryReporter).MaxMemory(); err != nil || peak < 100<<20 || peak > 129<<20 {
+				t.Errorf("MaxMemory = %d MiB, %v; want the limit, 128 MiB", peak>>20, err)
+			}
+
+			small := start(16)
+			time.Sleep(500 * time.Millisecond)
+			select {
+			case <-small.Done():
+				t.Fatalf("16 MiB under a 128 MiB limit ended: %s", small.Runtime().Exit())
+			default:
+			}
+			if small.(sandbox.OOMReporter).OutOfMemory() {
+				t.Error("OutOfMemory = true below the limit")
+			}
+		})
+	}
 }

@@ -39,6 +39,11 @@ type Harness struct {
 	// checks exit codes of signals, a hard stop of a runtime that ignores
 	// SIGTERM, escaped children, memory and invalid executables.
 	Processes bool
+	// LimitsMemory says the driver enforces Spec.MemoryLimit on this
+	// machine: the suite then checks that an environment past its limit is
+	// killed, says so (sandbox.OOMReporter), and reports a peak at most the
+	// limit.
+	LimitsMemory bool
 }
 
 // Conformance runs the suite every sandbox driver passes: an environment
@@ -306,6 +311,52 @@ func Conformance(t *testing.T, h Harness) {
 			t.Errorf("MaxMemory = %d after touching 64 MiB", got)
 		}
 		c.stop(t, env, 5*time.Second)
+	})
+	t.Run("MemoryLimit", func(t *testing.T) {
+		if !h.LimitsMemory {
+			t.Skip("the driver does not limit memory here")
+		}
+		const limit = 128 << 20
+		c := newCase(t, h)
+		env := c.start(t, func(s *sandbox.Spec) { s.MemoryLimit = limit })
+		// Each "memory" keeps 64 MiB more: the third cannot fit.
+		for i := 0; i < 3; i++ {
+			select {
+			case <-c.send(`"memory"`):
+				continue
+			case <-env.Done():
+			case <-time.After(20 * time.Second):
+				t.Fatal("the runtime neither answered nor died")
+			}
+			break
+		}
+		select {
+		case <-env.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatalf("192 MiB under a %d MiB limit: still running", limit>>20)
+		}
+		if st := env.Runtime().Exit(); st.Signal != "killed" {
+			t.Errorf("exit = %s, want signal: killed", st)
+		}
+		if o, ok := env.(sandbox.OOMReporter); !ok || !o.OutOfMemory() {
+			t.Error("the environment does not say it ran out of memory")
+		}
+		if m, ok := env.(sandbox.MemoryReporter); ok {
+			if got, err := m.MaxMemory(); err != nil || got > limit+(1<<20) || got < 64<<20 {
+				t.Errorf("MaxMemory = %d, %v; want at most the limit, %d", got, err, limit)
+			}
+		}
+		// Well below a limit all is well (1 GiB: a test binary built
+		// with -race needs several times what it touches).
+		c2 := newCase(t, h)
+		env2 := c2.start(t, func(s *sandbox.Spec) { s.MemoryLimit = 1 << 30 })
+		if got := c2.invoke(t, `"memory"`); got != `"memory"` {
+			t.Errorf("64 MiB under the limit: answer %s", got)
+		}
+		if o, ok := env2.(sandbox.OOMReporter); ok && o.OutOfMemory() {
+			t.Error("OutOfMemory below the limit")
+		}
+		c2.stop(t, env2, 5*time.Second)
 	})
 }
 
