@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -522,47 +521,7 @@ var skipAlways = map[string]bool{".git": true, ".hg": true, ".svn": true, ".lamb
 // addDir adds the host folder root under prefix, skipping what the
 // ignore file and skip exclude (rel is slash-separated).
 func addDir(t *image.Tree, root, prefix string, skip func(rel string, dir bool) bool) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if rel == "." {
-			return t.AddDir(prefix)
-		}
-		if skip != nil && skip(rel, d.IsDir()) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		dst := path.Join(prefix, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			return t.AddDir(dst)
-		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return t.AddSymlink(dst, target)
-		case info.Mode().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return t.AddFile(dst, data, info.Mode())
-		}
-		return nil
-	})
+	return t.AddDirFromDiskSkipping(root, prefix, skip)
 }
 
 // codeSkip is the skip function for a function folder: the ignore file,

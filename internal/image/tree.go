@@ -216,6 +216,13 @@ func (t *Tree) AddTarAt(r io.Reader, prefix string) error {
 
 // AddDirFromDisk adds the host directory root, recursively, under prefix.
 func (t *Tree) AddDirFromDisk(root, prefix string) error {
+	return t.AddDirFromDiskSkipping(root, prefix, nil)
+}
+
+// AddDirFromDiskSkipping adds the host directory root, recursively, under
+// prefix, leaving out what skip names (rel is slash-separated and relative
+// to root; a skipped directory is left out whole). A nil skip keeps all.
+func (t *Tree) AddDirFromDiskSkipping(root, prefix string, skip func(rel string, dir bool) bool) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -224,7 +231,14 @@ func (t *Tree) AddDirFromDisk(root, prefix string) error {
 		if err != nil {
 			return err
 		}
-		dst := path.Join(prefix, filepath.ToSlash(rel))
+		rel = filepath.ToSlash(rel)
+		if rel != "." && skip != nil && skip(rel, d.IsDir()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		dst := path.Join(prefix, rel)
 		info, err := d.Info()
 		if err != nil {
 			return err
