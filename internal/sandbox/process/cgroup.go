@@ -32,18 +32,27 @@ const cgroupPrefix = "lambdabox-"
 // in: the cgroup2 mount from /proc/self/mountinfo joined with the "0::"
 // path of /proc/self/cgroup.
 func ownCgroup2() (string, error) {
+	return ownCgroup("cgroup v2", func(id, _ string) bool { return id == "0" },
+		func(fstype, _ string) bool { return fstype == "cgroup2" })
+}
+
+// ownCgroup returns the directory of this process's cgroup in the
+// hierarchy that inHierarchy picks from /proc/self/cgroup (by its id and
+// controllers) and isMount picks from /proc/self/mountinfo (by its file
+// system type and super options).
+func ownCgroup(what string, inHierarchy func(id, controllers string) bool, isMount func(fstype, options string) bool) (string, error) {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return "", fmt.Errorf("reading /proc/self/cgroup: %w", err)
 	}
 	own := ""
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			own = p
+		if f := strings.SplitN(line, ":", 3); len(f) == 3 && inHierarchy(f[0], f[1]) {
+			own = f[2]
 		}
 	}
 	if !strings.HasPrefix(own, "/") {
-		return "", errors.New("no cgroup v2 path in /proc/self/cgroup")
+		return "", fmt.Errorf("no %s path in /proc/self/cgroup", what)
 	}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -58,7 +67,7 @@ func ownCgroup2() (string, error) {
 				break
 			}
 		}
-		if sep < 5 || sep+1 >= len(f) || f[sep+1] != "cgroup2" {
+		if sep < 5 || sep+3 >= len(f) || !isMount(f[sep+1], f[sep+3]) {
 			continue
 		}
 		root, mnt := unescapeMount(f[3]), unescapeMount(f[4])
@@ -71,7 +80,7 @@ func ownCgroup2() (string, error) {
 		}
 		return filepath.Join(mnt, rel), nil
 	}
-	return "", errors.New("no cgroup2 mount holds this process's cgroup")
+	return "", fmt.Errorf("no mount holds this process's %s", what)
 }
 
 // unescapeMount decodes the octal escapes (\040 for a space) of a

@@ -109,47 +109,10 @@ func removeStaleMemcgs(parent string) {
 // ownCgroupV1 returns the directory of this process's cgroup in the v1
 // hierarchy of controller.
 func ownCgroupV1(controller string) (string, error) {
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return "", fmt.Errorf("reading /proc/self/cgroup: %w", err)
-	}
-	own := ""
-	for line := range strings.SplitSeq(string(b), "\n") {
-		f := strings.SplitN(line, ":", 3)
-		if len(f) == 3 && f[0] != "0" && hasWord([]byte(strings.ReplaceAll(f[1], ",", " ")), controller) {
-			own = f[2]
-		}
-	}
-	if !strings.HasPrefix(own, "/") {
-		return "", fmt.Errorf("no cgroup v1 %s controller in /proc/self/cgroup", controller)
-	}
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", fmt.Errorf("reading /proc/self/mountinfo: %w", err)
-	}
-	for line := range strings.SplitSeq(string(mi), "\n") {
-		f := strings.Fields(line)
-		sep := -1
-		for i, s := range f {
-			if s == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 5 || sep+3 >= len(f) || f[sep+1] != "cgroup" || !hasWord([]byte(strings.ReplaceAll(f[sep+3], ",", " ")), controller) {
-			continue
-		}
-		root, mnt := unescapeMount(f[3]), unescapeMount(f[4])
-		rel, ok := strings.CutPrefix(own, root)
-		if root == "/" {
-			rel, ok = own, true
-		}
-		if !ok || (rel != "" && !strings.HasPrefix(rel, "/")) || strings.Contains(rel, "/..") {
-			continue
-		}
-		return filepath.Join(mnt, rel), nil
-	}
-	return "", fmt.Errorf("no cgroup v1 mount of the %s controller holds this process's cgroup", controller)
+	has := func(list string) bool { return hasWord([]byte(strings.ReplaceAll(list, ",", " ")), controller) }
+	return ownCgroup("cgroup v1 "+controller+" controller",
+		func(id, controllers string) bool { return id != "0" && has(controllers) },
+		func(fstype, options string) bool { return fstype == "cgroup" && has(options) })
 }
 
 func hasWord(b []byte, w string) bool {
