@@ -42,7 +42,7 @@ func BenchmarkColdStart(b *testing.B) {
 		d := time.Since(start)
 		env.Settle()
 		if res.Error {
-			b.Fatalf("cold invoke failed: %s", res.Payload)
+			b.Fatalf("cold invoke failed: %s\nenvironment output:\n%s", res.Payload, out.Bytes())
 		}
 		m := initDurationRE.FindSubmatch(out.Bytes())
 		if m == nil {
