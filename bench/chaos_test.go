@@ -544,15 +544,20 @@ func dirIDs(dir string) map[string]bool {
 	return set
 }
 
-// freeLoopback returns a loopback address whose port was free a moment ago.
+// freeLoopback returns a loopback address whose port was free a moment
+// ago, drawn below the kernel's ephemeral range so that no bind to port 0
+// or outgoing connection takes it before lambdabox binds it.
 func freeLoopback(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(10000+rand.IntN(22000)))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port below the ephemeral range")
+	return ""
 }
 
 // tail is the last n lines of s.

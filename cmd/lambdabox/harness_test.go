@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,15 +77,23 @@ func raceBuild() bool { return os.Getenv("LAMBDABOX_TEST_RACE") == "1" }
 // under GORACE=halt_on_error=1 (the race detector's default exitcode).
 const raceExitCode = 66
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
+// freeAddr returns a loopback address with a port that was free a moment
+// ago. The port is drawn below the kernel's ephemeral range (32768 and up
+// by default), which every bind to port 0 and every outgoing connection
+// draws from: between this check and lambdabox's own bind, a busy machine
+// (the image tests run beside these) would otherwise hand the same port to
+// someone else now and then.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(10000+rand.IntN(22000)))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port below the ephemeral range")
+	return ""
 }
 
 // syncBuffer is a bytes.Buffer safe for a process writer and test readers.
