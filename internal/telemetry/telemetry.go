@@ -314,7 +314,7 @@ func approxSize(ev Event) int {
 
 // take removes the next batch, and a logsDropped event when records were
 // dropped.
-func (s *subscriber) take(all bool) []Event {
+func (s *subscriber) take() []Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var batch []Event
@@ -324,7 +324,7 @@ func (s *subscriber) take(all bool) []Event {
 		s.dropped, s.dropSize = 0, 0
 	}
 	n := len(s.queue)
-	if !all && n > s.maxItems {
+	if n > s.maxItems {
 		n = s.maxItems
 	}
 	batch = append(batch, s.queue[:n]...)
@@ -360,7 +360,7 @@ func (s *subscriber) deliver() {
 			return
 		}
 		if n > 0 && (n >= s.maxItems || size >= s.maxBytes || time.Since(first) >= s.timeout) {
-			s.send(&conn, s.take(false))
+			s.send(&conn, s.take())
 			s.mu.Lock()
 			s.sending = false
 			s.mu.Unlock()
