@@ -1,5 +1,3 @@
-//go:build !lambdabox_emulator
-
 package main
 
 import (
@@ -42,7 +40,7 @@ written on the first build and read on every later one; the same lock and
 SOURCE_DATE_EPOCH give the same image digest. lambdabox base update refreshes
 the lock with the suite's security and point-release updates.
 
-The emulator is lambdabox's own cmd/lambdabox built reproducibly (-trimpath,
+The emulator is lambdabox's own cmd/aws-lambda-rie built reproducibly (-trimpath,
 stripped, CGO_ENABLED=0, Go ` + base.EmulatorToolchain + `) from the source tree lambdabox
 runs in, or, for an installed release, from that version's module source; the
 same lambdabox version gives the same emulator bytes for every user.

@@ -1,5 +1,3 @@
-//go:build !lambdabox_emulator
-
 package main
 
 import (

@@ -39,3 +39,47 @@ func TestPackageBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// TestEmulatorDependencies keeps the emulator of every base image
+// (cmd/aws-lambda-rie) small: no image builder, control plane, database,
+// container client, AWS SDK or cobra, and none of lambdabox's packages
+// that bring them.
+func TestEmulatorDependencies(t *testing.T) {
+	const mod = "github.com/lambdabox/lambdabox/"
+	forbidden := []string{
+		"github.com/google/go-containerregistry",
+		"github.com/docker/",
+		"github.com/moby/",
+		"github.com/containerd/",
+		"go.opentelemetry.io/",
+		"go.etcd.io/bbolt",
+		"modernc.org/sqlite",
+		"github.com/mattn/go-sqlite3",
+		"github.com/aws/aws-sdk-go-v2",
+		"github.com/spf13/cobra",
+		mod + "cmd/lambdabox",
+		mod + "internal/base",
+		mod + "internal/build",
+		mod + "internal/debian",
+		mod + "internal/recipe",
+		mod + "internal/image",
+		mod + "internal/controlplane",
+		mod + "internal/store",
+		mod + "internal/sandbox/container",
+	}
+	out, err := exec.Command("go", "list", "-deps", "../aws-lambda-rie").Output()
+	if err != nil {
+		t.Fatalf("go list -deps ../aws-lambda-rie: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 || deps[len(deps)-1] != mod+"cmd/aws-lambda-rie" {
+		t.Fatalf("go list -deps ../aws-lambda-rie listed %d packages, ending in %q", len(deps), deps[len(deps)-1:])
+	}
+	for _, d := range deps {
+		for _, b := range forbidden {
+			if d == b || strings.HasPrefix(d, strings.TrimSuffix(b, "/")+"/") {
+				t.Errorf("cmd/aws-lambda-rie depends on %s", d)
+			}
+		}
+	}
+}

@@ -22,6 +22,7 @@ import (
 // Binaries built once by TestMain.
 var (
 	lambdaboxBin string // the lambdabox binary under test
+	rieBin       string // cmd/aws-lambda-rie, the emulator of the base images
 	goFnBin      string // testdata/gofn, an aws-lambda-go function
 	extBin       string // testdata/extension, an external extension
 	goWebBin     string // testdata/goweb, an aws-lambda-go function URL handler
@@ -49,12 +50,13 @@ func setupAndRun(m *testing.M) (int, error) {
 	defer os.RemoveAll(dir)
 	buildDir = dir
 	lambdaboxBin = filepath.Join(dir, "lambdabox")
+	rieBin = filepath.Join(dir, "aws-lambda-rie")
 	goFnBin = filepath.Join(dir, "gofn", "bootstrap")
 	extBin = filepath.Join(dir, "extension", "recorder")
 	goWebBin = filepath.Join(dir, "goweb", "bootstrap")
-	for out, pkg := range map[string]string{lambdaboxBin: ".", goFnBin: "./testdata/gofn", extBin: "./testdata/extension", goWebBin: "./testdata/goweb"} {
+	for out, pkg := range map[string]string{lambdaboxBin: ".", rieBin: "../aws-lambda-rie", goFnBin: "./testdata/gofn", extBin: "./testdata/extension", goWebBin: "./testdata/goweb"} {
 		args, env := []string{"build", "-o", out}, "CGO_ENABLED=0"
-		if out == lambdaboxBin && raceBuild() {
+		if (out == lambdaboxBin || out == rieBin) && raceBuild() {
 			// The race detector needs cgo; the functions stay static.
 			args, env = append(args, "-race"), "CGO_ENABLED=1"
 		}
@@ -129,6 +131,7 @@ type rieOpts struct {
 	env     []string // extra environment for lambdabox (and so the runtime)
 	dir     string
 	argv0   string // run the binary under this name (e.g. aws-lambda-rie)
+	bin     string // with argv0: the binary to run (default lambdaboxBin)
 }
 
 // startRIE starts lambdabox rie on free loopback ports and waits until it
@@ -140,8 +143,12 @@ func startRIE(t testing.TB, o rieOpts) *emulator {
 	args = append(args, "--runtime-interface-emulator-address", addr, "--runtime-api-address", freeAddr(t))
 	bin := lambdaboxBin
 	if o.argv0 != "" {
+		target := lambdaboxBin
+		if o.bin != "" {
+			target = o.bin
+		}
 		bin = filepath.Join(t.TempDir(), o.argv0)
-		if err := os.Symlink(lambdaboxBin, bin); err != nil {
+		if err := os.Symlink(target, bin); err != nil {
 			t.Fatal(err)
 		}
 	} else {

@@ -17,5 +17,6 @@ images, with a faithful local emulator of the Lambda Runtime and Invoke APIs.`,
 	root.AddCommand(newEventCmd())
 	root.AddCommand(newBaseCmd())
 	root.AddCommand(newBuildCmd())
+	root.AddCommand(newVersionCmd())
 	return root
 }

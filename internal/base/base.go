@@ -5,8 +5,8 @@
 //
 // An image has four layers, ordered by how often they change: os, runtime,
 // ric (the Runtime Interface Client and /var/runtime/bootstrap) and
-// entrypoint (lambdabox as /usr/local/bin/aws-lambda-rie and
-// /lambda-entrypoint.sh). Each is cached under the hash of its inputs, so a
+// entrypoint (lambdabox's cmd/aws-lambda-rie as /usr/local/bin/aws-lambda-rie
+// and /lambda-entrypoint.sh). Each is cached under the hash of its inputs, so a
 // rebuild with one change rebuilds one layer and an unchanged rebuild
 // rebuilds none.
 package base
@@ -51,7 +51,8 @@ type Config struct {
 	// Epoch is the mtime of every file and the image's creation time
 	// (SOURCE_DATE_EPOCH); zero means 1970-01-01.
 	Epoch time.Time
-	// Emulator is a static lambdabox binary for Arch, installed as
+	// Emulator is a static emulator binary for Arch (lambdabox's
+	// cmd/aws-lambda-rie, see FindEmulator), installed as
 	// /usr/local/bin/aws-lambda-rie and /lambda-entrypoint.sh. Build
 	// requires it; Update does not use it.
 	Emulator string

@@ -18,8 +18,13 @@ import (
 	"strings"
 )
 
-// Module is the Go module whose cmd/lambdabox is built as the emulator.
+// Module is the Go module whose EmulatorPackage is built as the emulator.
 const Module = "github.com/lambdabox/lambdabox"
+
+// EmulatorPackage is the command built as the emulator, relative to
+// Module: the emulator alone, without lambdabox's image builder, control
+// plane or container client.
+const EmulatorPackage = "./cmd/aws-lambda-rie"
 
 // EmulatorToolchain is the Go toolchain every emulator is built with
 // (GOTOOLCHAIN): with -trimpath, no VCS stamp, no build ID, stripped
@@ -33,8 +38,8 @@ const EmulatorToolchain = "go1.26.8"
 var ErrNoEmulator = errors.New("no emulator source")
 
 // FindEmulator returns the emulator installed as /usr/local/bin/aws-lambda-rie
-// in images: lambdabox's cmd/lambdabox built for arch with the emulator
-// build tag, reproducibly, so that every user of the same lambdabox
+// in images: lambdabox's cmd/aws-lambda-rie (EmulatorPackage) built for
+// arch, reproducibly, so that every user of the same lambdabox
 // version puts the same bytes in their images. It never uses the running
 // binary, whose bytes depend on how the user built it.
 //
@@ -196,8 +201,8 @@ func emulatorEnv(arch string) []string {
 	return env
 }
 
-// buildEmulator builds ./cmd/lambdabox of src with the emulator build tag,
-// reusing an earlier build of the same key, toolchain and arch.
+// buildEmulator builds EmulatorPackage of src, reusing an earlier build of
+// the same key, toolchain and arch.
 func buildEmulator(ctx context.Context, src source, cacheDir, arch string) (string, error) {
 	out := filepath.Join(cacheDir, fmt.Sprintf("aws-lambda-rie-%s-%s-%s", src.key, EmulatorToolchain, arch))
 	if _, err := os.Stat(out); err == nil {
@@ -212,8 +217,8 @@ func buildEmulator(ctx context.Context, src source, cacheDir, arch string) (stri
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-tags", "lambdabox_emulator",
-		"-ldflags=-s -w -buildid=", "-o", tmp.Name(), "./cmd/lambdabox")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false",
+		"-ldflags=-s -w -buildid=", "-o", tmp.Name(), EmulatorPackage)
 	cmd.Dir = src.dir
 	cmd.Env = emulatorEnv(arch)
 	var msg bytes.Buffer

@@ -65,8 +65,8 @@ func TestEmulatorReproducible(t *testing.T) {
 			if settings["-trimpath"] != "true" || settings["CGO_ENABLED"] != "0" || settings["vcs.revision"] != "" || settings["GOAMD64"] != "v1" || bi.GoVersion != EmulatorToolchain {
 				t.Errorf("build settings %v, Go %s", settings, bi.GoVersion)
 			}
-			if !strings.Contains(settings["-tags"], "lambdabox_emulator") {
-				t.Errorf("tags %q: want the emulator build", settings["-tags"])
+			if want := Module + "/cmd/aws-lambda-rie"; bi.Path != want || settings["-tags"] != "" {
+				t.Errorf("built %s with tags %q: want %s, no tags", bi.Path, settings["-tags"], want)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package emulator
 
 import (
 	"log/slog"
@@ -9,8 +9,8 @@ import (
 )
 
 // Managed Instances mode is set by the flag, else AWS_LAMBDA_MAX_CONCURRENCY
-// in rie's environment, else the template.
-func TestRIEPerEnvironmentConcurrency(t *testing.T) {
+// in the emulator's environment, else the template.
+func TestPerEnvironmentConcurrency(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		flag    int
@@ -29,12 +29,12 @@ func TestRIEPerEnvironmentConcurrency(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("AWS_LAMBDA_MAX_CONCURRENCY", tc.env)
-			o := rieOptions{perEnvConc: tc.flag}
+			o := options{perEnvConc: tc.flag}
 			var tf *template.Function
 			if tc.tmpl > 0 {
 				tf = &template.Function{LogicalID: "Fn", PerEnvironmentConcurrency: tc.tmpl}
 			}
-			cfg, err := rieFunction(o, []string{"/bin/true"}, tf, slog.New(slog.DiscardHandler))
+			cfg, err := functionConfig(o, []string{"/bin/true"}, tf, slog.New(slog.DiscardHandler))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)

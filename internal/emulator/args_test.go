@@ -1,11 +1,11 @@
-package main
+package emulator
 
 import (
 	"reflect"
 	"testing"
 )
 
-func TestSplitRIEArgs(t *testing.T) {
+func TestSplitArgs(t *testing.T) {
 	for _, c := range []struct {
 		args, flags, command []string
 	}{
@@ -23,10 +23,10 @@ func TestSplitRIEArgs(t *testing.T) {
 		{[]string{"/b", "--help"}, nil, []string{"/b", "--help"}},
 		{[]string{"--timeout", "3s", "--", "/b", "--timeout", "9s"}, []string{"--timeout", "3s"}, []string{"/b", "--timeout", "9s"}},
 	} {
-		var o rieOptions
-		flags, command := splitRIEArgs(o.flags(), c.args)
+		var o options
+		flags, command := splitArgs(o.flags(), c.args)
 		if !reflect.DeepEqual(flags, c.flags) || !reflect.DeepEqual(command, c.command) {
-			t.Errorf("splitRIEArgs(%q) = %q, %q; want %q, %q", c.args, flags, command, c.flags, c.command)
+			t.Errorf("splitArgs(%q) = %q, %q; want %q, %q", c.args, flags, command, c.flags, c.command)
 		}
 	}
 }

@@ -1,9 +1,10 @@
-package main
+package emulator
 
 import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,7 +18,12 @@ func TestServeDebug(t *testing.T) {
 			t.Errorf("serveDebug(%q) accepted a non-loopback address", addr)
 		}
 	}
-	addr := freeAddr(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
 	stop, err := serveDebug(context.Background(), addr, log)
 	if err != nil {
 		t.Fatal(err)
