@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-
-	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 )
 
 // StreamPath is InvokeWithResponseStream's path.
@@ -35,7 +33,7 @@ func (s *Server) invokeStream(w http.ResponseWriter, r *http.Request) *apiError 
 	h.Set("X-Amz-Executed-Version", fn.cfg.Version)
 	h.Set("X-Amzn-RequestId", req.ID)
 	w.WriteHeader(http.StatusOK)
-	out := &eventWriter{w: w, rc: http.NewResponseController(w), enc: eventstream.NewEncoder()}
+	out := &eventWriter{w: w, rc: http.NewResponseController(w)}
 
 	var complete struct {
 		ErrorCode    string `json:"ErrorCode,omitempty"`
@@ -73,17 +71,13 @@ func (s *Server) invokeStream(w http.ResponseWriter, r *http.Request) *apiError 
 // eventWriter writes event-stream messages and flushes each one, so every
 // chunk reaches the caller as it comes.
 type eventWriter struct {
-	w   io.Writer
-	rc  *http.ResponseController
-	enc *eventstream.Encoder
+	w  io.Writer
+	rc *http.ResponseController
 }
 
 func (o *eventWriter) send(eventType, contentType string, payload []byte) error {
-	var h eventstream.Headers
-	h.Set(":message-type", eventstream.StringValue("event"))
-	h.Set(":event-type", eventstream.StringValue(eventType))
-	h.Set(":content-type", eventstream.StringValue(contentType))
-	if err := o.enc.Encode(o.w, eventstream.Message{Headers: h, Payload: payload}); err != nil {
+	h := []eventHeader{{":message-type", "event"}, {":event-type", eventType}, {":content-type", contentType}}
+	if err := encodeEvent(o.w, h, payload); err != nil {
 		return err
 	}
 	return o.rc.Flush()
