@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -67,6 +68,14 @@ func TestEmulatorReproducible(t *testing.T) {
 			}
 			if want := Module + "/cmd/aws-lambda-rie"; bi.Path != want || settings["-tags"] != "" {
 				t.Errorf("built %s with tags %q: want %s, no tags", bi.Path, settings["-tags"], want)
+			}
+			if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
+				for _, arg := range []string{"--help", "--version"} {
+					out, err := exec.Command(path, arg).Output()
+					if err != nil || !strings.Contains(string(out), "aws-lambda-rie") {
+						t.Errorf("aws-lambda-rie %s: %v\n%s", arg, err, out)
+					}
+				}
 			}
 		}
 	}
