@@ -43,6 +43,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -137,9 +138,33 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Launcher makes FunctionSpecs. It holds no state besides its Config.
+// Launcher makes FunctionSpecs. Besides its Config it holds only the
+// Python interpreter Config.Python resolves to, found once.
 type Launcher struct {
 	cfg Config
+
+	pyOnce sync.Once
+	python string
+}
+
+// pythonExe is the interpreter Config.Python names, resolved to the file
+// it runs (sys.executable): a version manager's shim, such as pyenv's, is
+// a shell script that costs a few hundred milliseconds at every cold
+// start. Unresolvable, it is Config.Python itself.
+func (l *Launcher) pythonExe(ctx context.Context) string {
+	l.pyOnce.Do(func() {
+		l.python = l.cfg.Python
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, l.cfg.Python, "-c", "import sys; print(sys.executable)")
+		cmd.Env = l.cfg.BaseEnv
+		if out, err := cmd.Output(); err == nil {
+			if p := strings.TrimSpace(string(out)); filepath.IsAbs(p) {
+				l.python = p
+			}
+		}
+	})
+	return l.python
 }
 
 // New returns a Launcher.
@@ -303,7 +328,7 @@ func (l *Launcher) process(ctx context.Context, f template.Function, cfg *functi
 	rt := f.Runtime
 	switch {
 	case strings.HasPrefix(rt, "python3"):
-		cfg.Command = []string{l.cfg.Python, "-m", "awslambdaric", f.Handler}
+		cfg.Command = []string{l.pythonExe(ctx), "-m", "awslambdaric", f.Handler}
 	case strings.HasPrefix(rt, "nodejs"):
 		ric, err := l.nodeRIC(code, f)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ func newLauncher(t *testing.T, cfg Config) *Launcher {
 	}
 	cfg.CacheDir = t.TempDir()
 	cfg.BaseEnv = []string{"PATH=/usr/bin", "PYTHONPATH=/base"}
+	cfg.Python = pythonForTest(t)
 	l, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +55,7 @@ func TestProcessSpecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	fc := spec.Function
-	if !slices.Equal(fc.Command, []string{"python3", "-m", "awslambdaric", "app.handler"}) || fc.Dir != abs("py") || fc.TaskRoot != abs("py") {
+	if len(fc.Command) != 4 || !filepath.IsAbs(fc.Command[0]) || !slices.Equal(fc.Command[1:], []string{"-m", "awslambdaric", "app.handler"}) || fc.Dir != abs("py") || fc.TaskRoot != abs("py") {
 		t.Errorf("python: command %q dir %q task root %q", fc.Command, fc.Dir, fc.TaskRoot)
 	}
 	if fc.Timeout != DefaultTimeout || fc.MemoryMB != DefaultMemoryMB || fc.Region != "eu-west-1" || fc.ExecutionEnv != "AWS_Lambda_python3.12" {
@@ -207,4 +209,13 @@ func TestEnvVars(t *testing.T) {
 			t.Errorf("%s: no error", bad)
 		}
 	}
+}
+
+// pythonForTest is python3's path: BaseEnv's PATH is not the test's.
+func pythonForTest(t *testing.T) string {
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("needs python3")
+	}
+	return p
 }
