@@ -516,7 +516,7 @@ func (l *Launcher) image(ctx context.Context, f template.Function) (string, erro
 		return "", errors.New("an Image function needs ImageUri or Metadata DockerContext")
 	}
 	if f.Docker.Dockerfile != "Dockerfile" {
-		return "", fmt.Errorf("Metadata Dockerfile %q: lambdabox build reads the folder's Dockerfile only", f.Docker.Dockerfile)
+		return "", fmt.Errorf("the Metadata Dockerfile %q: lambdabox build reads the folder's Dockerfile only", f.Docker.Dockerfile)
 	}
 	if l.cfg.LoadImage == nil {
 		return "", errors.New("no image loader wired: cannot build Metadata DockerContext images")
