@@ -89,7 +89,7 @@ func hotReload(b *testing.B, watch bool) float64 {
 	}()
 	<-svc.Ready()
 	if watch {
-		r := launch.Reload{Launcher: l, Function: fn, Replace: svc.Replace}
+		r := launch.Reload{Launcher: l, Targets: []launch.Target{{Function: fn}}, Replace: svc.Replace}
 		go func() { _ = r.Run(ctx) }()
 		time.Sleep(100 * time.Millisecond) // the watcher is set up
 	}

@@ -253,7 +253,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 	}
 	own := map[string]owned{}
 	nextPort := o.urlBasePort
-	var reloads []launch.Reload
+	reload := launch.Reload{Launcher: l, Replace: svc.Replace, Log: log}
 	for _, f := range tpl.Functions {
 		spec, err := l.Spec(ctx, f, envVars.For(f))
 		if err != nil {
@@ -270,10 +270,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 			return errors.Join(err, svc.Close(ctx))
 		}
 		if !o.noWatch && l.Watchable(f) {
-			reloads = append(reloads, launch.Reload{
-				Launcher: l, Function: f, Env: envVars.For(f), Log: log,
-				Adjust:  func(s *service.FunctionSpec) { s.FunctionURL, s.Output = ow.url, ow.output },
-				Replace: svc.Replace,
+			reload.Targets = append(reload.Targets, launch.Target{
+				Function: f, Env: envVars.For(f),
+				Adjust: func(s *service.FunctionSpec) { s.FunctionURL, s.Output = ow.url, ow.output },
 			})
 		}
 	}
@@ -288,10 +287,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 	}
 	printTable(stderr, svc, tpl, l.Driver(), o.noWatch)
 	var wg sync.WaitGroup
-	for _, r := range reloads {
+	if len(reload.Targets) > 0 {
 		wg.Go(func() {
-			if err := r.Run(runCtx); err != nil {
-				log.Warn("hot reload is off for this function", "function", r.Function.Name(), "error", err)
+			if err := reload.Run(runCtx); err != nil {
+				log.Warn("hot reload is off", "error", err)
 			}
 		})
 	}
