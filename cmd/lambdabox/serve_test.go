@@ -265,3 +265,75 @@ func TestServeHotReload(t *testing.T) {
 	waitFor(t, "the reload's log line", func() bool { return strings.Contains(s.Stderr.String(), "msg=reloaded function=Reload") })
 	t.Logf("%d requests, %d answered by the new code", total.Load(), sawV2.Load())
 }
+
+// goRuntimeSource is a custom runtime with the standard library only: it
+// answers every event with its version.
+const goRuntimeSource = `package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+)
+
+func main() {
+	api := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime/invocation/"
+	for {
+		resp, err := http.Get(api + "next")
+		if err != nil {
+			os.Exit(1)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+		r, err := http.Post(api+id+"/response", "application/json", bytes.NewBufferString("\"VERSION\""))
+		if err != nil {
+			os.Exit(1)
+		}
+		r.Body.Close()
+	}
+}
+`
+
+// TestServeHotReloadGo edits a Go function's source: serve rebuilds it
+// with go build and the responses switch to the new code; a change that
+// does not build keeps the old code serving.
+func TestServeHotReloadGo(t *testing.T) {
+	dir := t.TempDir()
+	code := filepath.Join(dir, "gofn")
+	os.Mkdir(code, 0o755)
+	write := func(version string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(code, "main.go"), []byte(strings.Replace(goRuntimeSource, "VERSION", version, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(code, "go.mod"), []byte("module example.com/gofn\n\ngo 1.22\n"), 0o644)
+	write("v1")
+	os.WriteFile(filepath.Join(dir, "template.yaml"), []byte("Resources:\n  GoReload:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: gofn\n      Handler: bootstrap\n      Runtime: provided.al2023\n"), 0o644)
+	s := startServe(t, dir)
+	if _, body := s.invoke(t, "GoReload", `{}`); body != `"v1"` {
+		t.Fatalf("first answer %s\nstderr:\n%s", body, s.Stderr)
+	}
+	os.WriteFile(filepath.Join(code, "main.go"), []byte("package main\n\nfunc main() { undefined() }\n"), 0o644)
+	waitFor(t, "the failed build's log line", func() bool { return strings.Contains(s.Stderr.String(), "reload failed; the previous code keeps serving") })
+	if resp, body := s.invoke(t, "GoReload", `{}`); resp.StatusCode != 200 || body != `"v1"` {
+		t.Errorf("after a failed build: %d %s", resp.StatusCode, body)
+	}
+	write("v2")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, body := s.invoke(t, "GoReload", `{}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("during the reload: %d %s", resp.StatusCode, body)
+		}
+		if body == `"v2"` {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rebuilt code never answered\nstderr:\n%s", s.Stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
