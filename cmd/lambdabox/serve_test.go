@@ -317,7 +317,9 @@ func TestServeHotReloadGo(t *testing.T) {
 		t.Fatalf("first answer %s\nstderr:\n%s", body, s.Stderr)
 	}
 	os.WriteFile(filepath.Join(code, "main.go"), []byte("package main\n\nfunc main() { undefined() }\n"), 0o644)
-	waitFor(t, "the failed build's log line", func() bool { return strings.Contains(s.Stderr.String(), "reload failed; the previous code keeps serving") })
+	waitFor(t, "the failed build's log line", func() bool {
+		return strings.Contains(s.Stderr.String(), "reload failed; the previous code keeps serving")
+	})
 	if resp, body := s.invoke(t, "GoReload", `{}`); resp.StatusCode != 200 || body != `"v1"` {
 		t.Errorf("after a failed build: %d %s", resp.StatusCode, body)
 	}
