@@ -28,6 +28,7 @@ func TestReload(t *testing.T) {
 	got := make(chan string, 10)
 	r := Reload{
 		Launcher: l,
+		Debounce: 200 * time.Millisecond, // above a loaded machine's delays between one write's events
 		Targets: []Target{
 			{Function: fa, Adjust: func(s *service.FunctionSpec) { s.FunctionURL = "kept" }},
 			{Function: fb, Env: map[string]string{"K": "v"}},
@@ -65,7 +66,7 @@ func TestReload(t *testing.T) {
 		select {
 		case name := <-got:
 			t.Fatalf("an extra reload of %s", name)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(500 * time.Millisecond):
 		}
 		return names
 	}
