@@ -23,6 +23,8 @@ func TestPackageBoundaries(t *testing.T) {
 		"httpfront":   {"environment", "pool", "runtimeapi", "sandbox", "invoke"},
 		"function":    {"environment", "runtimeapi", "sandbox", "pool", "invoke", "async", "httpfront", "telemetry", "extensions"},
 		"service":     {"sandbox/process"},
+		"launch":      {"sandbox/process", "sandbox/container"}, // the container driver is a func field
+		"template":    {"sandbox", "service", "environment"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./../../internal/"+pkg).Output()

@@ -17,6 +17,7 @@ images, with a faithful local emulator of the Lambda Runtime and Invoke APIs.`,
 	root.AddCommand(newEventCmd())
 	root.AddCommand(newBaseCmd())
 	root.AddCommand(newBuildCmd())
+	root.AddCommand(newServeCmd())
 	root.AddCommand(newVersionCmd())
 	return root
 }

@@ -124,6 +124,9 @@ type FunctionSpec struct {
 	// Routes are the function's API Gateway routes, served on
 	// Config.APIAddr; Function and FunctionARN are filled in.
 	Routes []httpfront.Route
+	// Output receives this function's log lines and its START, END and
+	// REPORT lines; default Config.Output.
+	Output io.Writer
 }
 
 // AsyncSpec configures a function's queue of Event invocations. It is
@@ -583,6 +586,10 @@ func (s *Service) start(spec FunctionSpec) (*instance, error) {
 	}
 	tracked := track(drv, s.track)
 	log := s.log
+	out := s.out
+	if spec.Output != nil {
+		out = spec.Output
+	}
 	newEnv := func(addr string, provisioned bool) (*environment.Environment, error) {
 		initType := ""
 		if provisioned {
@@ -595,7 +602,7 @@ func (s *Service) start(spec FunctionSpec) (*instance, error) {
 			InitType:       initType,
 			ExtensionsDir:  spec.ExtensionsDir,
 			StreamShaping:  spec.StreamShaping,
-			Output:         s.out,
+			Output:         out,
 			Log:            log,
 		})
 	}

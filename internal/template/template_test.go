@@ -19,9 +19,9 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Function{
-		LogicalID: "ItemsFunction", Handler: "app.handler", Runtime: "python3.11", CodeURI: "items/",
+		LogicalID: "ItemsFunction", Type: ServerlessFunction, Handler: "app.handler", Runtime: "python3.11", CodeURI: "items/",
 		PackageType: "Zip", Timeout: 10, MemorySize: 256,
-		Environment: map[string]string{"TABLE": "Table", "STAGE": "test"},
+		Environment: map[string]string{"TABLE": "", "STAGE": "test"}, // !Ref Table: a resource
 		Events: []Event{
 			{Name: "GetItem", Type: "Api", Path: "/items/{id}", Method: "GET", PayloadFormatVersion: "1.0"},
 			{Name: "Legacy", Type: "HttpApi", Path: "/old", Method: "POST", PayloadFormatVersion: "1.0"},
