@@ -621,7 +621,9 @@ func unzip(zipped []byte, dir string) error {
 
 // isBootstrap: a zip made without Unix modes (Windows tools) still gets an
 // executable bootstrap, as Lambda's provided runtimes need.
-func isBootstrap(name string) bool { return name == "bootstrap" || strings.HasSuffix(name, "/bootstrap") }
+func isBootstrap(name string) bool {
+	return name == "bootstrap" || strings.HasSuffix(name, "/bootstrap")
+}
 
 // Prune removes stored and unpacked code that no function or version uses.
 func (s *Store) Prune() error {
