@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -311,5 +310,3 @@ func cmdEnv(t testing.TB) []string {
 	}
 	return env
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

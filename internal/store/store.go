@@ -29,6 +29,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Errors callers branch on, with errors.Is.
@@ -205,7 +206,7 @@ func openDB(path string, timeout time.Duration) (db *bolt.DB, err error) {
 	}()
 	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fmt.Errorf("opening the state database %s: another lambdabox holds it open (waited %v): %w", path, timeout, err)
 	case err != nil:
 		return nil, fmt.Errorf("opening the state database %s: %w: %w (move it away to start afresh)", path, ErrCorrupt, err)
