@@ -6,8 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func zipOf(t testing.TB, files map[string]string) []byte {
@@ -150,5 +152,19 @@ func TestStoreConcurrentUpdates(t *testing.T) {
 	wg.Wait()
 	if f, _ := s.Function("f"); f.Timeout != 200 {
 		t.Fatalf("timeout %d after 200 increments", f.Timeout)
+	}
+}
+
+// A second Open of a database in use fails within LockTimeout, saying why.
+func TestStoreLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = Open(Config{Dir: dir, LockTimeout: 100 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "another lambdabox holds it open") {
+		t.Fatalf("second open: %v", err)
 	}
 }
