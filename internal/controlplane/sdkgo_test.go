@@ -186,6 +186,29 @@ func TestSDKGo(t *testing.T) {
 		t.Errorf("go function: %+v on %s", a, v)
 	}
 
+	// Tenant isolation: an invoke must name its tenant.
+	if _, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{
+		FunctionName: aws.String("tenant"), Runtime: types.RuntimePython312, Handler: aws.String("app.handler"), Role: aws.String("r"),
+		Code: &types.FunctionCode{ZipFile: zipFiles(t, "", pyApp("t1"))}, TenancyConfig: &types.TenancyConfig{TenantIsolationMode: types.TenantIsolationModePerTenant},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitActive(t, c, "tenant"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("tenant")}); err != nil || got.Configuration.TenancyConfig == nil || got.Configuration.TenancyConfig.TenantIsolationMode != types.TenantIsolationModePerTenant {
+		t.Errorf("tenancy config: %+v, %v", got, err)
+	}
+	if _, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("tenant")}); errorCode(err) != "InvalidParameterValueException" {
+		t.Errorf("invoke without a tenant id: %v", err)
+	}
+	if out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("tenant"), TenantId: aws.String("acme")}); err != nil || out.FunctionError != nil {
+		t.Errorf("invoke with a tenant id: %+v, %v", out, err)
+	}
+	if _, err := c.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("tenant")}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Errors in Lambda's shapes.
 	if _, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("nope")}); errorCode(err) != "ResourceNotFoundException" {
 		t.Errorf("invoke of an unknown function: %v", err)
