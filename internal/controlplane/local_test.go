@@ -65,6 +65,9 @@ func (r *serviceRunner) spec(fn controlplane.Function) (service.FunctionSpec, er
 		return service.FunctionSpec{}, fmt.Errorf("runtime %s: not run by these tests", rt)
 	}
 	spec := service.FunctionSpec{Function: cfg, MaxConcurrency: 2, Queue: true, ExtensionsDir: "/nonexistent"}
+	if fn.URL != nil {
+		spec.FunctionURL, spec.URLStreaming = "127.0.0.1:0", fn.URL.InvokeMode == "RESPONSE_STREAM"
+	}
 	if n := fn.ReservedConcurrency; n != nil && *n > 0 {
 		spec.MaxConcurrency = *n
 	}
@@ -109,7 +112,18 @@ func (r *serviceRunner) Route(name, alias string, to *controlplane.Routing) erro
 	return nil
 }
 
-var _ controlplane.Runner = (*serviceRunner)(nil)
+// FunctionURL implements controlplane.URLer.
+func (r *serviceRunner) FunctionURL(name string) string {
+	if addr := r.svc.FunctionURLAddr(name); addr != "" {
+		return "http://" + addr + "/"
+	}
+	return ""
+}
+
+var (
+	_ controlplane.Runner = (*serviceRunner)(nil)
+	_ controlplane.URLer  = (*serviceRunner)(nil)
+)
 
 // local is a running local Lambda service with its control plane, on a
 // loopback port, keeping its state in dir.

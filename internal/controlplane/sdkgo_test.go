@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -152,8 +154,17 @@ func TestSDKGo(t *testing.T) {
 		t.Errorf("get function: %+v, %v", got, err)
 	}
 	url, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("py"), AuthType: types.FunctionUrlAuthTypeNone})
-	if err != nil || !strings.HasPrefix(aws.ToString(url.FunctionUrl), "https://") || url.InvokeMode != types.InvokeModeBuffered {
+	if err != nil || !strings.HasPrefix(aws.ToString(url.FunctionUrl), "http://127.0.0.1:") || url.InvokeMode != types.InvokeModeBuffered {
 		t.Errorf("create URL config: %+v, %v", url, err)
+	}
+	if resp, err := http.Get(aws.ToString(url.FunctionUrl)); err != nil {
+		t.Errorf("function URL: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"code": "v3"`) && !strings.Contains(string(b), `"code":"v3"`) {
+			t.Errorf("function URL %s: %d %s", aws.ToString(url.FunctionUrl), resp.StatusCode, b)
+		}
 	}
 	if _, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("py"), AuthType: types.FunctionUrlAuthTypeNone}); errorCode(err) != "ResourceConflictException" {
 		t.Errorf("second URL config: %v", err)
@@ -163,6 +174,10 @@ func TestSDKGo(t *testing.T) {
 	}
 	if _, err := c.DeleteFunctionUrlConfig(ctx, &lambda.DeleteFunctionUrlConfigInput{FunctionName: aws.String("py")}); err != nil {
 		t.Error(err)
+	}
+	if resp, err := http.Get(aws.ToString(url.FunctionUrl)); err == nil {
+		resp.Body.Close()
+		t.Errorf("the function URL still answers after DeleteFunctionUrlConfig: %d", resp.StatusCode)
 	}
 	if _, err := c.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String("py")}); errorCode(err) != "ResourceNotFoundException" {
 		t.Errorf("URL config after delete: %v", err)
