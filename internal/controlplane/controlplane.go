@@ -133,6 +133,8 @@ type Server struct {
 	ctx    context.Context // of the background deploys; ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	bgMu   sync.Mutex // guards closed and wg.Go against Close's wg.Wait
+	closed bool
 
 	// deployMu serialises the Runner's Deploy and Undeploy calls, so that
 	// each reads the store's newest record; codeMu serialises storing
@@ -192,11 +194,27 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close cancels the deploys in flight and waits for them.
+// Close cancels the deploys in flight and waits for them. Requests that
+// would start a deploy after Close are refused (ServiceException); the
+// store keeps them Pending or InProgress, and the next Start deploys them.
 func (s *Server) Close() error {
+	s.bgMu.Lock()
+	s.closed = true
+	s.bgMu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 	return nil
+}
+
+// background runs fn as a deploy Close waits for; false once closed.
+func (s *Server) background(fn func()) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Go(fn)
+	return true
 }
 
 // ServeHTTP implements http.Handler.

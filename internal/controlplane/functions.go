@@ -139,13 +139,16 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) *apiErro
 // spawn deploys the function's $LATEST in the background (and publishes
 // a version of it once deployed, if publish).
 func (s *Server) spawn(name string, publish bool) {
-	s.wg.Go(func() {
+	started := s.background(func() {
 		if s.deployLatest(s.ctx, name, true) && publish {
 			if _, e := s.publish(s.ctx, name, publishIn{}); e != nil {
 				s.log.Warn("publishing a version failed", "function", name, "error", e.Msg)
 			}
 		}
 	})
+	if !started {
+		s.log.Warn("the control plane is closed: the function deploys at the next start", "function", name)
+	}
 }
 
 // deployLatest deploys the function's $LATEST as the store has it now and
