@@ -199,11 +199,22 @@ func (s *Server) deployLatest(ctx context.Context, name string, record bool) boo
 	return err == nil
 }
 
+// errGone is a version deleted before its deploy.
+var errGone = errors.New("deleted meanwhile")
+
 // deployVersion deploys a published version, with the function's
-// reserved concurrency.
+// reserved concurrency; errGone if it was deleted meanwhile (a delete
+// undeploys under deployMu after removing from the store, so reading the
+// store again under it never leaves a deleted version running).
 func (s *Server) deployVersion(ctx context.Context, v store.Function) error {
 	s.deployMu.Lock()
 	defer s.deployMu.Unlock()
+	v, err := s.st.Version(v.Name, v.Version)
+	if errors.Is(err, store.ErrNotFound) {
+		return errGone
+	} else if err != nil {
+		return err
+	}
 	fn, err := s.runnerFunction(v)
 	if err != nil {
 		return err
@@ -232,7 +243,7 @@ func (s *Server) redeploy(ctx context.Context, name string) *apiError {
 		return serviceError(err)
 	}
 	for _, v := range versions {
-		if err := s.deployVersion(ctx, v); err != nil {
+		if err := s.deployVersion(ctx, v); err != nil && !errors.Is(err, errGone) {
 			return serviceError(fmt.Errorf("deploying %s version %s: %w", name, v.Version, err))
 		}
 	}
@@ -569,7 +580,9 @@ func (s *Server) publish(ctx context.Context, name string, in publishIn) (store.
 	if err != nil {
 		return v, storeError(err, "Function "+s.arn(name))
 	}
-	if err := s.deployVersion(ctx, v); err != nil {
+	if err := s.deployVersion(ctx, v); errors.Is(err, errGone) {
+		return v, notFound("Function not found: " + s.arn(name))
+	} else if err != nil {
 		return v, serviceError(fmt.Errorf("deploying version %s of %s: %w", v.Version, name, err))
 	}
 	return v, nil
@@ -678,10 +691,18 @@ func (s *Server) createAlias(w http.ResponseWriter, r *http.Request) *apiError {
 	return reply(w, http.StatusCreated, s.aliasOut(a))
 }
 
+// route gives the Runner the alias as the store has it now (none, if it
+// was deleted meanwhile), under deployMu as deletes do.
 func (s *Server) route(a store.Alias) error {
 	s.deployMu.Lock()
 	defer s.deployMu.Unlock()
-	return s.run.Route(a.Function, a.Name, &Routing{Version: a.Version, Weights: a.Weights})
+	now, err := s.st.Alias(a.Function, a.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return s.run.Route(a.Function, a.Name, nil)
+	} else if err != nil {
+		return err
+	}
+	return s.run.Route(now.Function, now.Name, &Routing{Version: now.Version, Weights: now.Weights})
 }
 
 func (s *Server) aliasTarget(r *http.Request) (name, alias string, e *apiError) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -190,4 +191,62 @@ func FuzzRequests(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Clients racing on the same functions get answers in Lambda's shapes
+// (never a 5xx), and the store ends consistent.
+func TestConcurrentClients(t *testing.T) {
+	s, r := newTestServer(t)
+	create := func(name string) string {
+		return `{"FunctionName":"` + name + `","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"` + zipB64 + `"}}`
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 25 {
+				name := []string{"shared", "other"}[(g+i)%2]
+				for _, req := range []struct{ method, path, body string }{
+					{"POST", "/2015-03-31/functions", create(name)},
+					{"PUT", "/2015-03-31/functions/" + name + "/configuration", `{"Timeout":` + strconv.Itoa(1+i) + `}`},
+					{"POST", "/2015-03-31/functions/" + name + "/versions", ``},
+					{"POST", "/2015-03-31/functions/" + name + "/aliases", `{"Name":"a` + strconv.Itoa(g) + `","FunctionVersion":"$LATEST"}`},
+					{"PUT", "/2017-10-31/functions/" + name + "/concurrency", `{"ReservedConcurrentExecutions":2}`},
+					{"GET", "/2015-03-31/functions/?FunctionVersion=ALL", ``},
+					{"DELETE", "/2015-03-31/functions/" + name, ``},
+				} {
+					if w := do(s, req.method, req.path, req.body); w.Code >= 500 {
+						t.Errorf("%s %s: %d %s", req.method, req.path, w.Code, w.Body)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	s.wg.Wait()
+	// Whatever is left in the store is what the runner runs.
+	fns, err := s.st.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range fns {
+		if f.State == "Active" {
+			if _, ok := r.deployed[f.Name+":$LATEST"]; !ok {
+				t.Errorf("%s is Active in the store but not deployed", f.Name)
+			}
+		}
+	}
+	for key := range r.routes {
+		name, alias, _ := strings.Cut(key, ":")
+		if _, err := s.st.Alias(name, alias); err != nil {
+			t.Errorf("alias %s routed but not in the store: %v", key, err)
+		}
+	}
+	for key := range r.deployed {
+		name, _, _ := strings.Cut(key, ":")
+		if _, err := s.st.Function(name); err != nil {
+			t.Errorf("%s deployed but not in the store: %v", key, err)
+		}
+	}
 }
