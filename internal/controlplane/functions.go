@@ -131,21 +131,34 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) *apiErro
 	} else if err != nil {
 		return storeError(err, "Function "+f.Name)
 	}
-	s.spawn(f.Name, in.Publish)
 	f.Version = "$LATEST"
+	if in.Publish {
+		return s.deployAndPublish(w, r, http.StatusCreated, f)
+	}
+	s.spawn(f.Name)
 	return reply(w, http.StatusCreated, s.configOut(f))
 }
 
-// spawn deploys the function's $LATEST in the background (and publishes
-// a version of it once deployed, if publish).
-func (s *Server) spawn(name string, publish bool) {
-	started := s.background(func() {
-		if s.deployLatest(s.ctx, name, true) && publish {
-			if _, e := s.publish(s.ctx, name, publishIn{}); e != nil {
-				s.log.Warn("publishing a version failed", "function", name, "error", e.Msg)
-			}
+// deployAndPublish serves Publish: true of a create or code update: the
+// deploy runs before the answer, which is the new version's configuration
+// (f's, the $LATEST just stored, if the deploy failed).
+func (s *Server) deployAndPublish(w http.ResponseWriter, r *http.Request, status int, f store.Function) *apiError {
+	if !s.deployLatest(r.Context(), f.Name, true) {
+		if now, err := s.st.Function(f.Name); err == nil {
+			f = now
 		}
-	})
+		return reply(w, status, s.configOut(f))
+	}
+	v, e := s.publish(r.Context(), f.Name, publishIn{})
+	if e != nil {
+		return e
+	}
+	return reply(w, status, s.configOut(v))
+}
+
+// spawn deploys the function's $LATEST in the background.
+func (s *Server) spawn(name string) {
+	started := s.background(func() { s.deployLatest(s.ctx, name, true) })
 	if !started {
 		s.log.Warn("the control plane is closed: the function deploys at the next start", "function", name)
 	}
@@ -413,7 +426,15 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) *apiErro
 
 // update changes $LATEST with fn and starts its deploy; it refuses while
 // a deploy runs, or if revision is given and is not the current one.
-func (s *Server) update(w http.ResponseWriter, r *http.Request, revision string, publish bool, fn func(*store.Function) *apiError) *apiError {
+// stored, if not nil, runs once the store has the change (or refused it).
+func (s *Server) update(w http.ResponseWriter, r *http.Request, revision string, publish bool, stored func(), fn func(*store.Function) *apiError) *apiError {
+	if stored != nil {
+		defer func() {
+			if stored != nil {
+				stored()
+			}
+		}()
+	}
 	name, qual, e := target(r)
 	if e != nil {
 		return e
@@ -438,10 +459,17 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, revision string,
 		f.LastModified, f.RevisionID = time.Now(), uuid.NewString()
 		return nil
 	})
+	if stored != nil {
+		stored()
+		stored = nil
+	}
 	if err != nil {
 		return storeError(err, "Function "+s.arn(name))
 	}
-	s.spawn(name, publish)
+	if publish {
+		return s.deployAndPublish(w, r, http.StatusOK, f)
+	}
+	s.spawn(name)
 	return reply(w, http.StatusOK, s.configOut(f))
 }
 
@@ -452,15 +480,18 @@ func (s *Server) updateCode(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	var sha string
 	var size int64
+	var stored func()
 	if len(in.ZipFile) > 0 {
+		// Until the record names the code, Prune must not run.
 		s.codeMu.Lock()
-		defer s.codeMu.Unlock() // until the record names the code, Prune must not run
+		stored = s.codeMu.Unlock
 		var err error
 		if sha, size, err = s.st.PutCode(in.ZipFile); err != nil {
+			stored()
 			return badParam("Could not unzip uploaded file. Please check your file, then try to upload again. (" + err.Error() + ")")
 		}
 	}
-	return s.update(w, r, in.RevisionId, in.Publish, func(f *store.Function) *apiError {
+	return s.update(w, r, in.RevisionId, in.Publish, stored, func(f *store.Function) *apiError {
 		switch {
 		case f.PackageType == "Zip" && sha == "":
 			if in.S3Bucket != "" {
@@ -500,7 +531,7 @@ func (s *Server) updateConfiguration(w http.ResponseWriter, r *http.Request) *ap
 	if e := checkEnv(in.Environment); e != nil {
 		return e
 	}
-	return s.update(w, r, in.RevisionId, false, func(f *store.Function) *apiError {
+	return s.update(w, r, in.RevisionId, false, nil, func(f *store.Function) *apiError {
 		if in.Runtime != nil || in.Handler != nil {
 			if f.PackageType == "Image" {
 				return badParam("Runtime and Handler are not supported for a function of PackageType Image")

@@ -151,6 +151,26 @@ func TestStateTransitions(t *testing.T) {
 	}
 }
 
+// Publish: true answers with the new version, deployed.
+func TestPublishOnUpdate(t *testing.T) {
+	s, r := newTestServer(t)
+	w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"p","Runtime":"python3.12","Handler":"app.h","Role":"r","Publish":true,"Code":{"ZipFile":"`+zipB64+`"}}`)
+	if w.Code != 201 || !strings.Contains(w.Body.String(), `"Version":"1"`) || !strings.Contains(w.Body.String(), `"State":"Active"`) {
+		t.Fatalf("create with Publish: %d %s", w.Code, w.Body)
+	}
+	do(s, "PUT", "/2015-03-31/functions/p/configuration", `{"Timeout":9}`)
+	s.wg.Wait()
+	w = do(s, "PUT", "/2015-03-31/functions/p/code", `{"ZipFile":"`+zipB64+`","Publish":true}`)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"Version":"2"`) || !strings.Contains(w.Body.String(), `"Timeout":9`) {
+		t.Fatalf("update with Publish: %d %s", w.Code, w.Body)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.deployed["p:2"]; !ok {
+		t.Errorf("version 2 not deployed: %v", r.deployed)
+	}
+}
+
 // FuzzRequests sends arbitrary requests to the control plane: every one is
 // answered, errors in Lambda's shape, without a panic.
 func FuzzRequests(f *testing.F) {
@@ -209,6 +229,7 @@ func TestConcurrentClients(t *testing.T) {
 					{"POST", "/2015-03-31/functions", create(name)},
 					{"PUT", "/2015-03-31/functions/" + name + "/configuration", `{"Timeout":` + strconv.Itoa(1+i) + `}`},
 					{"POST", "/2015-03-31/functions/" + name + "/versions", ``},
+					{"PUT", "/2015-03-31/functions/" + name + "/code", `{"ZipFile":"` + zipB64 + `","Publish":true}`},
 					{"POST", "/2015-03-31/functions/" + name + "/aliases", `{"Name":"a` + strconv.Itoa(g) + `","FunctionVersion":"$LATEST"}`},
 					{"PUT", "/2017-10-31/functions/" + name + "/concurrency", `{"ReservedConcurrentExecutions":2}`},
 					{"GET", "/2015-03-31/functions/?FunctionVersion=ALL", ``},
