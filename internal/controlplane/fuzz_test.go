@@ -21,7 +21,7 @@ type fakeRunner struct {
 }
 
 func (r *fakeRunner) Deploy(_ context.Context, fn Function) error {
-	if strings.HasPrefix(fn.Name, "fail") {
+	if strings.HasPrefix(fn.Name, "fail") || fn.Handler == "bad.handler" {
 		return errTest
 	}
 	r.mu.Lock()
@@ -148,6 +148,17 @@ func TestStateTransitions(t *testing.T) {
 	s.wg.Wait()
 	if got := r.deployed["ok:$LATEST"].Timeout.Seconds(); got != 30 {
 		t.Errorf("deployed timeout %v", got)
+	}
+	// An update whose code cannot start: LastUpdateStatus Failed with the
+	// reason; the function stays Active (on its previous code).
+	if w := do(s, "PUT", "/2015-03-31/functions/ok/configuration", `{"Handler":"bad.handler"}`); w.Code != 200 {
+		t.Fatalf("update: %d %s", w.Code, w.Body)
+	}
+	s.wg.Wait()
+	cfg = configOut{}
+	json.Unmarshal(do(s, "GET", "/2015-03-31/functions/ok", "").Body.Bytes(), &struct{ Configuration *configOut }{&cfg})
+	if cfg.State != "Active" || cfg.LastUpdateStatus != "Failed" || cfg.LastUpdateStatusReason != string(errTest) || cfg.LastUpdateStatusReasonCode == "" {
+		t.Errorf("failed update: %+v", cfg)
 	}
 }
 
