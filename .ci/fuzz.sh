@@ -22,6 +22,7 @@ targets=(
 	"./internal/httpfront/ FuzzRequestToEvent 50000"
 	"./internal/httpfront/ FuzzResultToResponse 100000"
 	"./internal/template/ FuzzParse 50000"
+	"./internal/controlplane/ FuzzRequests 50000"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name execs <<<"$t"

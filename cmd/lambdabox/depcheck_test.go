@@ -10,7 +10,8 @@ import (
 // contract know nothing of the layers above them; the fronts (invoke,
 // httpfront) and the async queue see only the invocation types of the leaf
 // package function, never an environment or a pool; and no package but the
-// command imports a sandbox driver directly.
+// command imports a sandbox driver directly; the control plane and its
+// store know nothing of the service that runs the functions.
 func TestPackageBoundaries(t *testing.T) {
 	const mod = "github.com/lambdabox/lambdabox/internal/"
 	forbidden := map[string][]string{
@@ -22,9 +23,12 @@ func TestPackageBoundaries(t *testing.T) {
 		"async":       {"environment", "pool", "runtimeapi", "sandbox", "invoke"},
 		"httpfront":   {"environment", "pool", "runtimeapi", "sandbox", "invoke"},
 		"function":    {"environment", "runtimeapi", "sandbox", "pool", "invoke", "async", "httpfront", "telemetry", "extensions"},
-		"service":     {"sandbox/process"},
+		"service":     {"sandbox/process", "controlplane", "store"},
 		"launch":      {"sandbox/process", "sandbox/container"}, // the container driver is a func field
 		"template":    {"sandbox", "service", "environment"},
+		// The control plane runs functions through its own Runner only.
+		"controlplane": {"service", "sandbox", "sandbox/process", "environment", "pool", "invoke"},
+		"store":        {"service", "sandbox", "controlplane", "invoke"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./../../internal/"+pkg).Output()

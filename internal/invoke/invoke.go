@@ -11,12 +11,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,9 +52,33 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 
-	mu    sync.RWMutex
-	funcs map[string]entry // by function name
-	def   string           // the function the alias "function" names
+	other atomic.Pointer[http.Handler] // see HandleOthers
+
+	mu      sync.RWMutex
+	funcs   map[string]map[string]entry // by function name, then version
+	aliases map[string]Alias            // by "name:alias"
+	def     string                      // the function the alias "function" names
+}
+
+// Alias routes invokes of a function's alias to a version and,
+// optionally, a share of them to others (AdditionalVersionWeights).
+type Alias struct {
+	// Version is the version the alias names ("$LATEST" or a number).
+	Version string
+	// Weights maps other versions to the share of invokes (0 to 1) they
+	// take; the rest go to Version.
+	Weights map[string]float64
+}
+
+// pick chooses the version an invoke runs, with r uniform in [0,1).
+func (a Alias) pick(r float64) string {
+	for _, v := range slices.Sorted(maps.Keys(a.Weights)) {
+		if r < a.Weights[v] {
+			return v
+		}
+		r -= a.Weights[v]
+	}
+	return a.Version
 }
 
 type entry struct {
@@ -65,43 +92,88 @@ func NewServer(log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: log, mux: http.NewServeMux(), funcs: map[string]entry{}}
+	s := &Server{log: log, mux: http.NewServeMux(), funcs: map[string]map[string]entry{}, aliases: map[string]Alias{}}
 	s.mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", s.handle(s.invoke))
 	s.mux.HandleFunc("POST "+StreamPath, s.handle(s.invokeStream))
 	s.mux.HandleFunc("GET "+FailedEventsPath, s.handle(s.failedEvents))
-	s.mux.HandleFunc("/", s.handle(func(_ http.ResponseWriter, r *http.Request) *apiError {
-		return &apiError{Status: http.StatusNotFound, Code: "UnknownOperationException", Msg: "Unknown operation " + r.Method + " " + r.URL.Path}
-	}))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if h := s.other.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		s.handle(func(_ http.ResponseWriter, r *http.Request) *apiError {
+			return &apiError{Status: http.StatusNotFound, Code: "UnknownOperationException", Msg: "Unknown operation " + r.Method + " " + r.URL.Path}
+		})(w, r)
+	})
 	return s
+}
+
+// HandleOthers makes h answer every request the Invoke API does not route
+// (the control-plane API of lambdabox serve); nil restores the
+// UnknownOperationException answer.
+func (s *Server) HandleOthers(h http.Handler) {
+	if h == nil {
+		s.other.Store(nil)
+		return
+	}
+	s.other.Store(&h)
 }
 
 // FailedEventsPath lists a function's asynchronous events that failed every
 // attempt, as on-failure destination records (a lambdabox addition).
 const FailedEventsPath = "/lambdabox/functions/{name}/failed-events"
 
-// Add registers a function under cfg.Name, with q for its Event
-// invocations; a function already registered under that name is replaced
-// (requests that already looked it up finish on it). The first function
-// added also answers to the official emulator's name "function".
+// Add registers version cfg.Version of function cfg.Name, with q for its
+// Event invocations; one already registered under that name and version is
+// replaced (requests that already looked it up finish on it). The first
+// function added also answers to the official emulator's name "function".
+// An unqualified invoke runs $LATEST or, for a function registered under
+// one other version only, that version.
 func (s *Server) Add(cfg function.Config, fn Function, q Queue) {
+	cfg = cfg.WithDefaults()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.funcs[cfg.Name] = entry{cfg, fn, q}
+	if s.funcs[cfg.Name] == nil {
+		s.funcs[cfg.Name] = map[string]entry{}
+	}
+	s.funcs[cfg.Name][cfg.Version] = entry{cfg, fn, q}
 	if s.def == "" {
 		s.def = cfg.Name
 	}
 }
 
-// Remove unregisters the named function: later requests get
-// ResourceNotFoundException. If it answered to "function", the next
-// function added does.
-func (s *Server) Remove(name string) {
+// Remove unregisters a function: key is its name (for $LATEST) or
+// "name:version". Later requests get ResourceNotFoundException. If it was
+// the last version of the function that answered to "function", the next
+// function added does. Aliases stay until RemoveAlias.
+func (s *Server) Remove(key string) {
+	name, version, ok := strings.Cut(key, ":")
+	if !ok {
+		version = function.DefaultVersion
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.funcs, name)
-	if s.def == name {
-		s.def = ""
+	delete(s.funcs[name], version)
+	if len(s.funcs[name]) == 0 {
+		delete(s.funcs, name)
+		if s.def == name {
+			s.def = ""
+		}
 	}
+}
+
+// SetAlias makes alias of the named function route as a says.
+func (s *Server) SetAlias(name, alias string, a Alias) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.aliases[name+":"+alias] = a
+}
+
+// RemoveAlias removes an alias of the named function.
+func (s *Server) RemoveAlias(name, alias string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.aliases, name+":"+alias)
 }
 
 // ServeHTTP implements http.Handler.
@@ -167,15 +239,28 @@ func (s *Server) lookup(name, qualifier string) (entry, *apiError) {
 		qual = qualifier
 	}
 	s.mu.RLock()
-	if fname == "function" && s.funcs["function"].fn == nil && s.def != "" {
+	if fname == "function" && s.funcs["function"] == nil && s.def != "" {
 		fname = s.def
 	}
-	e, ok := s.funcs[fname]
+	versions := s.funcs[fname]
+	version := qual
+	if a, isAlias := s.aliases[fname+":"+qual]; isAlias {
+		version = a.pick(rand.Float64())
+	}
+	e, ok := versions[version]
+	if !ok && (version == "" || version == function.DefaultVersion) {
+		if e, ok = versions[function.DefaultVersion]; !ok && len(versions) == 1 {
+			for _, e = range versions {
+				ok = true
+			}
+		}
+	}
 	s.mu.RUnlock()
-	if !ok || (qual != "" && qual != "$LATEST" && qual != e.cfg.Version) {
+	if !ok {
 		arn := function.Config{Name: fname}.WithDefaults().ARN()
-		if ok {
-			arn = e.cfg.ARN()
+		for _, other := range versions {
+			arn = other.cfg.ARN()
+			break
 		}
 		if qual != "" {
 			arn += ":" + qual
@@ -241,8 +326,14 @@ func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *functi
 	if traceID == "" {
 		traceID = xray.NewTraceID(time.Now())
 	}
+	// The runtime sees the ARN the client invoked: qualified by the
+	// version or alias it named.
 	arn := fn.cfg.ARN()
-	if q := r.URL.Query().Get("Qualifier"); q != "" {
+	_, q, _ := function.ParseName(r.PathValue("name"))
+	if qq := r.URL.Query().Get("Qualifier"); qq != "" {
+		q = qq
+	}
+	if q != "" {
 		arn += ":" + q
 	}
 	req := &function.Request{

@@ -67,6 +67,10 @@ type Config struct {
 	Output io.Writer
 	// Log receives the service's own diagnostics; default: discarded.
 	Log *slog.Logger
+	// Control answers the requests on the Invoke API's address that the
+	// Invoke API does not route (the control-plane API); nil: Lambda's
+	// UnknownOperationException.
+	Control http.Handler
 }
 
 // Validate reports a Config that cannot work.
@@ -204,6 +208,7 @@ func New(cfg Config) (*Service, error) {
 		errc:   make(chan error, 16),
 		ready:  make(chan struct{}),
 	}
+	s.invoke.HandleOthers(cfg.Control)
 	s.invFr = &front{name: "Invoke API", addr: cfg.InvokeAddr, handler: s.invoke}
 	s.fronts = []*front{s.invFr}
 	return s, nil
@@ -311,14 +316,33 @@ func (s *Service) FunctionURLAddr(name string) string {
 	return ""
 }
 
-// Functions lists the names served, in the order they were added.
+// Key names a function version in the service (Functions, Remove,
+// FunctionURLAddr): its name for $LATEST, else "name:version". Each
+// version is its own instance, with its own pool and queue.
+func Key(f function.Config) string {
+	f = f.WithDefaults()
+	if f.Version == function.DefaultVersion {
+		return f.Name
+	}
+	return f.Name + ":" + f.Version
+}
+
+// SetAlias makes the Invoke API route the named function's alias as a
+// says (a version, optionally weighted with others); the versions are
+// added with Add.
+func (s *Service) SetAlias(name, alias string, a invoke.Alias) { s.invoke.SetAlias(name, alias, a) }
+
+// RemoveAlias removes an alias of the named function.
+func (s *Service) RemoveAlias(name, alias string) { s.invoke.RemoveAlias(name, alias) }
+
+// Functions lists the keys (see Key) served, in the order they were added.
 func (s *Service) Functions() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.order...)
 }
 
-// Add starts serving a new function. The first function added also
+// Add starts serving a new function, or a new version of one (see Key). The first function added also
 // answers to the name "function", as aws-lambda-rie's does. While the
 // service runs, the function's URL front starts at once and its routes
 // join the API Gateway emulation; pre-warming (Provisioned, InitAtStart)
@@ -330,7 +354,7 @@ func (s *Service) Add(ctx context.Context, spec FunctionSpec) error {
 		return ErrClosed
 	}
 	spec.Function = spec.Function.WithDefaults()
-	name := spec.Function.Name
+	name := Key(spec.Function)
 	if s.funcs[name] != nil {
 		return fmt.Errorf("function %s: %w", name, ErrExists)
 	}
@@ -409,7 +433,7 @@ func (s *Service) forget(name string) {
 	}
 }
 
-// Replace swaps the named function (spec.Function.Name) for spec: the new
+// Replace swaps the function (Key(spec.Function)) for spec: the new
 // instance is started (and pre-warmed, while the service runs) first; then
 // new invokes go to it, while those in flight finish on the old one, which
 // is closed after them, within ctx. Nothing fails during the swap. The
@@ -424,7 +448,7 @@ func (s *Service) Replace(ctx context.Context, spec FunctionSpec) error {
 		return ErrClosed
 	}
 	spec.Function = spec.Function.WithDefaults()
-	name := spec.Function.Name
+	name := Key(spec.Function)
 	h := s.funcs[name]
 	if h == nil {
 		s.mu.Unlock()
@@ -498,7 +522,7 @@ func (s *Service) Replace(ctx context.Context, spec FunctionSpec) error {
 	return errors.Join(errs...)
 }
 
-// Remove stops serving the named function: it leaves the Invoke API, its
+// Remove stops serving the function named by key (see Key): it leaves the Invoke API, its
 // URL and routes; its queue stops (queued events stay in its Dir, or are
 // dropped); invokes in flight finish within ctx; then its environments
 // close.

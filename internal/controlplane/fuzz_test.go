@@ -1,0 +1,284 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/lambdabox/lambdabox/internal/store"
+)
+
+// fakeRunner deploys nothing; names starting with "fail" fail to deploy.
+type fakeRunner struct {
+	mu       sync.Mutex
+	deployed map[string]Function
+	routes   map[string]Routing
+}
+
+func (r *fakeRunner) Deploy(_ context.Context, fn Function) error {
+	if strings.HasPrefix(fn.Name, "fail") || fn.Handler == "bad.handler" {
+		return errTest
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deployed[fn.Name+":"+fn.Version] = fn
+	return nil
+}
+
+func (r *fakeRunner) Undeploy(_ context.Context, name, version string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.deployed, name+":"+version)
+	return nil
+}
+
+func (r *fakeRunner) Route(name, alias string, to *Routing) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if to == nil {
+		delete(r.routes, name+":"+alias)
+	} else {
+		r.routes[name+":"+alias] = *to
+	}
+	return nil
+}
+
+type testError string
+
+func (e testError) Error() string { return string(e) }
+
+const errTest = testError("the code cannot start")
+
+func newTestServer(t testing.TB) (*Server, *fakeRunner) {
+	st, err := store.Open(store.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &fakeRunner{deployed: map[string]Function{}, routes: map[string]Routing{}}
+	s, err := New(Config{Store: st, Runner: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); st.Close() })
+	return s, r
+}
+
+// zipB64 is a zip with app.py, base64, for request bodies.
+const zipB64 = "UEsDBBQAAAAAACodgl07ifaLBgAAAAYAAAAGAAAAYXBwLnB5eCA9IDEKUEsBAhQDFAAAAAAAKh2CXTuJ9osGAAAABgAAAAYAAAAAAAAAAAAAAIABAAAAAGFwcC5weVBLBQYAAAAAAQABADQAAAAqAAAAAAA="
+
+func do(s http.Handler, method, path, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, req)
+	return w
+}
+
+// Errors carry x-amzn-ErrorType and {"Type":"User","message":...}.
+func TestErrorShapes(t *testing.T) {
+	s, _ := newTestServer(t)
+	create := `{"FunctionName":"f","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"` + zipB64 + `"}}`
+	if w := do(s, "POST", "/2015-03-31/functions", create); w.Code != 201 {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+		typ                string
+	}{
+		{"POST", "/2015-03-31/functions", create, 409, "ResourceConflictException"},
+		{"POST", "/2015-03-31/functions", strings.Replace(create, "python3.12", "python2.7", 1), 400, "InvalidParameterValueException"},
+		{"POST", "/2015-03-31/functions", strings.Replace(create, `"f"`, `"g"`, 1)[:40], 400, "InvalidRequestContentException"},
+		{"POST", "/2015-03-31/functions", strings.Replace(create, zipB64, "bm90IGEgemlw", 1), 400, "InvalidParameterValueException"},
+		{"POST", "/2015-03-31/functions", `{"FunctionName":"bad name!","Code":{}}`, 400, "ValidationException"},
+		{"GET", "/2015-03-31/functions/nope", "", 404, "ResourceNotFoundException"},
+		{"GET", "/2015-03-31/functions/f?Qualifier=7", "", 404, "ResourceNotFoundException"},
+		{"GET", "/2015-03-31/functions/f/aliases/nope", "", 404, "ResourceNotFoundException"},
+		{"PUT", "/2015-03-31/functions/f/configuration", `{"Timeout":0}`, 400, "InvalidParameterValueException"},
+		{"PUT", "/2015-03-31/functions/f/configuration", `{"Environment":{"Variables":{"AWS_REGION":"x"}}}`, 400, "InvalidParameterValueException"},
+		{"PUT", "/2017-10-31/functions/f/concurrency", `{"ReservedConcurrentExecutions":-1}`, 400, "InvalidParameterValueException"},
+		{"DELETE", "/2015-03-31/functions/f?Qualifier=$LATEST", "", 400, "InvalidParameterValueException"},
+		{"GET", "/2015-03-31/functions/?MaxItems=0", "", 400, "ValidationException"},
+		{"PATCH", "/2015-03-31/nothing", "", 404, "UnknownOperationException"},
+	} {
+		w := do(s, c.method, c.path, c.body)
+		var body map[string]string
+		_ = json.Unmarshal(w.Body.Bytes(), &body)
+		if w.Code != c.status || w.Header().Get("X-Amzn-ErrorType") != c.typ || body["Type"] != "User" || body["message"] == "" {
+			t.Errorf("%s %s: %d %s %s, want %d %s", c.method, c.path, w.Code, w.Header().Get("X-Amzn-ErrorType"), w.Body, c.status, c.typ)
+		}
+	}
+}
+
+// A create answers Pending at once; the deploy makes it Active, or Failed
+// with the Runner's reason; an update is refused (409) while one runs.
+func TestStateTransitions(t *testing.T) {
+	s, r := newTestServer(t)
+	for _, name := range []string{"ok", "failing"} {
+		w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"`+name+`","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"`+zipB64+`"}}`)
+		if w.Code != 201 || !strings.Contains(w.Body.String(), `"State":"Pending"`) {
+			t.Fatalf("create %s: %d %s", name, w.Code, w.Body)
+		}
+	}
+	s.wg.Wait()
+	var cfg configOut
+	json.Unmarshal(do(s, "GET", "/2015-03-31/functions/ok/configuration", "").Body.Bytes(), &cfg)
+	if cfg.State != "Active" || cfg.LastUpdateStatus != "Successful" {
+		t.Errorf("ok: %s %s", cfg.State, cfg.LastUpdateStatus)
+	}
+	json.Unmarshal(do(s, "GET", "/2015-03-31/functions/failing/configuration", "").Body.Bytes(), &cfg)
+	if cfg.State != "Failed" || cfg.StateReason != string(errTest) || cfg.StateReasonCode == "" {
+		t.Errorf("failing: %+v", cfg)
+	}
+	if _, ok := r.deployed["ok:$LATEST"]; !ok {
+		t.Errorf("deployed: %v", r.deployed)
+	}
+	// Hold the deploy lock: the update stays InProgress, and a second is a 409.
+	s.deployMu.Lock()
+	w1 := do(s, "PUT", "/2015-03-31/functions/ok/configuration", `{"Timeout":30}`)
+	w2 := do(s, "PUT", "/2015-03-31/functions/ok/configuration", `{"Timeout":31}`)
+	s.deployMu.Unlock()
+	if w1.Code != 200 || !strings.Contains(w1.Body.String(), `"LastUpdateStatus":"InProgress"`) || w2.Code != 409 {
+		t.Errorf("updates: %d %s; %d %s", w1.Code, w1.Body, w2.Code, w2.Body)
+	}
+	s.wg.Wait()
+	if got := r.deployed["ok:$LATEST"].Timeout.Seconds(); got != 30 {
+		t.Errorf("deployed timeout %v", got)
+	}
+	// An update whose code cannot start: LastUpdateStatus Failed with the
+	// reason; the function stays Active (on its previous code).
+	if w := do(s, "PUT", "/2015-03-31/functions/ok/configuration", `{"Handler":"bad.handler"}`); w.Code != 200 {
+		t.Fatalf("update: %d %s", w.Code, w.Body)
+	}
+	s.wg.Wait()
+	cfg = configOut{}
+	json.Unmarshal(do(s, "GET", "/2015-03-31/functions/ok", "").Body.Bytes(), &struct{ Configuration *configOut }{&cfg})
+	if cfg.State != "Active" || cfg.LastUpdateStatus != "Failed" || cfg.LastUpdateStatusReason != string(errTest) || cfg.LastUpdateStatusReasonCode == "" {
+		t.Errorf("failed update: %+v", cfg)
+	}
+}
+
+// Publish: true answers with the new version, deployed.
+func TestPublishOnUpdate(t *testing.T) {
+	s, r := newTestServer(t)
+	w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"p","Runtime":"python3.12","Handler":"app.h","Role":"r","Publish":true,"Code":{"ZipFile":"`+zipB64+`"}}`)
+	if w.Code != 201 || !strings.Contains(w.Body.String(), `"Version":"1"`) || !strings.Contains(w.Body.String(), `"State":"Active"`) {
+		t.Fatalf("create with Publish: %d %s", w.Code, w.Body)
+	}
+	do(s, "PUT", "/2015-03-31/functions/p/configuration", `{"Timeout":9}`)
+	s.wg.Wait()
+	w = do(s, "PUT", "/2015-03-31/functions/p/code", `{"ZipFile":"`+zipB64+`","Publish":true}`)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"Version":"2"`) || !strings.Contains(w.Body.String(), `"Timeout":9`) {
+		t.Fatalf("update with Publish: %d %s", w.Code, w.Body)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.deployed["p:2"]; !ok {
+		t.Errorf("version 2 not deployed: %v", r.deployed)
+	}
+}
+
+// FuzzRequests sends arbitrary requests to the control plane: every one is
+// answered, errors in Lambda's shape, without a panic.
+func FuzzRequests(f *testing.F) {
+	for _, seed := range []struct{ method, path, body string }{
+		{"POST", "/2015-03-31/functions", `{"FunctionName":"f","Runtime":"python3.12","Handler":"app.h","Code":{"ZipFile":"` + zipB64 + `"}}`},
+		{"POST", "/2015-03-31/functions", `{"FunctionName":"i","PackageType":"Image","Code":{"ImageUri":"x:1"}}`},
+		{"PUT", "/2015-03-31/functions/f/code", `{"ZipFile":"` + zipB64 + `","Publish":true}`},
+		{"PUT", "/2015-03-31/functions/f/configuration", `{"Environment":{"Variables":{"A":"b"}},"MemorySize":256}`},
+		{"POST", "/2015-03-31/functions/f/versions", `{"Description":"d"}`},
+		{"POST", "/2015-03-31/functions/f/aliases", `{"Name":"live","FunctionVersion":"1","RoutingConfig":{"AdditionalVersionWeights":{"2":0.5}}}`},
+		{"PUT", "/2015-03-31/functions/f/aliases/live", `{"FunctionVersion":"$LATEST"}`},
+		{"PUT", "/2017-10-31/functions/f/concurrency", `{"ReservedConcurrentExecutions":5}`},
+		{"POST", "/2021-10-31/functions/f/url", `{"AuthType":"NONE","Cors":{"AllowOrigins":["*"]}}`},
+		{"GET", "/2015-03-31/functions/?MaxItems=1&Marker=1&FunctionVersion=ALL", ""},
+		{"DELETE", "/2015-03-31/functions/f?Qualifier=1", ""},
+		{"GET", "/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:f:live/configuration", ""},
+	} {
+		f.Add(seed.method, seed.path, seed.body)
+	}
+	s, _ := newTestServer(f)
+	f.Fuzz(func(t *testing.T, method, path, body string) {
+		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\r\n#") || len(body) > 1<<16 {
+			return
+		}
+		req, err := http.NewRequest(method, "http://127.0.0.1"+path, strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code >= 400 {
+			var e map[string]string
+			if w.Header().Get("X-Amzn-ErrorType") == "" && w.Code != http.StatusMethodNotAllowed {
+				t.Fatalf("%s %s: %d without X-Amzn-ErrorType: %s", method, path, w.Code, w.Body)
+			}
+			if w.Header().Get("X-Amzn-ErrorType") != "" && (json.Unmarshal(w.Body.Bytes(), &e) != nil || e["message"] == "") {
+				t.Fatalf("%s %s: %d body %q", method, path, w.Code, w.Body)
+			}
+		}
+	})
+}
+
+// Clients racing on the same functions get answers in Lambda's shapes
+// (never a 5xx), and the store ends consistent.
+func TestConcurrentClients(t *testing.T) {
+	s, r := newTestServer(t)
+	create := func(name string) string {
+		return `{"FunctionName":"` + name + `","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"` + zipB64 + `"}}`
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 25 {
+				name := []string{"shared", "other"}[(g+i)%2]
+				for _, req := range []struct{ method, path, body string }{
+					{"POST", "/2015-03-31/functions", create(name)},
+					{"PUT", "/2015-03-31/functions/" + name + "/configuration", `{"Timeout":` + strconv.Itoa(1+i) + `}`},
+					{"POST", "/2015-03-31/functions/" + name + "/versions", ``},
+					{"PUT", "/2015-03-31/functions/" + name + "/code", `{"ZipFile":"` + zipB64 + `","Publish":true}`},
+					{"POST", "/2015-03-31/functions/" + name + "/aliases", `{"Name":"a` + strconv.Itoa(g) + `","FunctionVersion":"$LATEST"}`},
+					{"PUT", "/2017-10-31/functions/" + name + "/concurrency", `{"ReservedConcurrentExecutions":2}`},
+					{"GET", "/2015-03-31/functions/?FunctionVersion=ALL", ``},
+					{"DELETE", "/2015-03-31/functions/" + name, ``},
+				} {
+					if w := do(s, req.method, req.path, req.body); w.Code >= 500 {
+						t.Errorf("%s %s: %d %s", req.method, req.path, w.Code, w.Body)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	s.wg.Wait()
+	// Whatever is left in the store is what the runner runs.
+	fns, err := s.st.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range fns {
+		if f.State == "Active" {
+			if _, ok := r.deployed[f.Name+":$LATEST"]; !ok {
+				t.Errorf("%s is Active in the store but not deployed", f.Name)
+			}
+		}
+	}
+	for key := range r.routes {
+		name, alias, _ := strings.Cut(key, ":")
+		if _, err := s.st.Alias(name, alias); err != nil {
+			t.Errorf("alias %s routed but not in the store: %v", key, err)
+		}
+	}
+	for key := range r.deployed {
+		name, _, _ := strings.Cut(key, ":")
+		if _, err := s.st.Function(name); err != nil {
+			t.Errorf("%s deployed but not in the store: %v", key, err)
+		}
+	}
+}

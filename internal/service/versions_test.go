@@ -1,0 +1,45 @@
+package service
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/lambdabox/lambdabox/internal/invoke"
+)
+
+// Published versions of one function run side by side, each its own
+// instance; aliases route to them; X-Amz-Executed-Version names the one
+// that ran; a version is removed alone; a control handler answers what the
+// Invoke API does not route.
+func TestVersionsAndAliases(t *testing.T) {
+	v1 := fakeSpec("f", "code1")
+	v1.Function.Version = "1"
+	control := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	r := startService(t, Config{Control: control}, fakeSpec("a", "a1"), fakeSpec("f", "code2"), v1)
+	r.SetAlias("f", "live", invoke.Alias{Version: "1"})
+	if got := strings.Join(r.Functions(), ","); got != "a,f,f:1" {
+		t.Errorf("Functions: %s", got)
+	}
+	for _, c := range []struct{ name, version, executed string }{
+		{"f", "code2", "$LATEST"}, {"f:1", "code1", "1"}, {"f:live", "code1", "1"}, {"f:$LATEST", "code2", "$LATEST"},
+	} {
+		resp, body := r.invoke(t, c.name, `{}`)
+		if resp.StatusCode != 200 || version(t, body) != c.version || resp.Header.Get("X-Amz-Executed-Version") != c.executed {
+			t.Errorf("%s: %d %s executed %q, want %s on %s", c.name, resp.StatusCode, body, resp.Header.Get("X-Amz-Executed-Version"), c.version, c.executed)
+		}
+	}
+	if err := r.Remove(context.Background(), "f:1"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := r.invoke(t, "f:live", `{}`); resp.StatusCode != 404 {
+		t.Errorf("alias of a removed version: %d", resp.StatusCode)
+	}
+	if resp, body := r.invoke(t, "f", `{}`); resp.StatusCode != 200 || version(t, body) != "code2" {
+		t.Errorf("$LATEST after removing version 1: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, http.MethodGet, "http://"+r.InvokeAddr()+"/2015-03-31/functions/f", ""); resp.StatusCode != http.StatusTeapot {
+		t.Errorf("control-plane path: %d, want the control handler's 418", resp.StatusCode)
+	}
+}
