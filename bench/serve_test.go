@@ -205,7 +205,7 @@ func BenchmarkManyFunctions(b *testing.B) {
 // manyFunctions starts lambdabox serve in dir once and measures it.
 func manyFunctions(b *testing.B, bin, dir string, n int) (rssIdle, rssAfter, firstMS float64) {
 	addr := freeAddrTB(b)
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--api-address", freeAddrTB(b), "--log-level", "warn")
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--api-address", freeAddrTB(b), "--log-level", "warn", "--state-dir", b.TempDir())
 	cmd.Dir = dir
 	stderr := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr

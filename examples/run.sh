@@ -39,7 +39,7 @@ fi
 (cd examples/hello-node && npm ci --no-audit --no-fund --silent)
 
 "$work/lambdabox" serve -t examples/template.yaml --addr 127.0.0.1:9001 \
-	--api-address 127.0.0.1:3000 --node-ric "$ric" >"$work/log" 2>"$work/err" &
+	--api-address 127.0.0.1:3000 --node-ric "$ric" --state-dir "$work/state" >"$work/log" 2>"$work/err" &
 pid=$!
 for _ in $(seq 600); do
 	grep -q '^FUNCTION' "$work/err" 2>/dev/null && break

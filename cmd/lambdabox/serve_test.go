@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -32,7 +34,7 @@ func startServe(t testing.TB, dir string, args ...string) *server {
 	addr, api := freeAddr(t), freeAddr(t)
 	urlPort := freeURLPorts(t)
 	args = append([]string{"serve", "--addr", addr, "--api-address", api,
-		"--function-url-base-port", strconv.Itoa(urlPort), "--cache", t.TempDir()}, args...)
+		"--function-url-base-port", strconv.Itoa(urlPort), "--cache", t.TempDir(), "--state-dir", t.TempDir()}, args...)
 	e := &emulator{URL: "http://" + addr, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
 	e.cmd = exec.Command(lambdaboxBin, args...)
 	e.cmd.Dir = dir
@@ -187,7 +189,7 @@ func TestServeErrors(t *testing.T) {
 		{[]string{"--parameter-overrides", "novalue"}, "want KEY=VALUE"},
 		{[]string{"--log-format", "xml"}, "log format"},
 	} {
-		r := runTool(t, 30*time.Second, dir, os.Environ(), lambdaboxBin, append([]string{"serve", "--addr", freeAddr(t)}, c.args...)...)
+		r := runTool(t, 30*time.Second, dir, os.Environ(), lambdaboxBin, append([]string{"serve", "--addr", freeAddr(t), "--state-dir", t.TempDir()}, c.args...)...)
 		if r.err == nil || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("serve %q: %v, stderr %q, want %q", c.args, r.err, r.stderr, c.want)
 		}
@@ -330,5 +332,81 @@ func TestServeHotReloadGo(t *testing.T) {
 			t.Fatalf("the rebuilt code never answered\nstderr:\n%s", s.Stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestServeControlPlane drives lambdabox serve's control plane with the AWS
+// CLI: create a Zip function, wait, invoke, publish a version, alias it,
+// update the code, invoke by alias and unqualified; then restart serve on
+// the same state directory, where all of it still answers, and delete.
+func TestServeControlPlane(t *testing.T) {
+	requirePython(t, "awslambdaric")
+	awsPath := requireTool(t, "aws", "python3 -m pip install awscli")
+	dir, state := t.TempDir(), t.TempDir()
+	zipOf := func(name, version string) string {
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		w, _ := zw.Create("app.py")
+		fmt.Fprintf(w, "def handler(event, context):\n    return {'version': %q, 'event': event}\n", version)
+		zw.Close()
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, buf.Bytes(), 0o644)
+		return "fileb://" + p
+	}
+	v1, v2 := zipOf("v1.zip", "one"), zipOf("v2.zip", "two")
+	var s *server
+	aws := func(args ...string) string {
+		t.Helper()
+		env := append(os.Environ(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_DEFAULT_REGION=us-east-1", "AWS_PAGER=")
+		r := runTool(t, 90*time.Second, dir, env, awsPath, append([]string{"--endpoint-url", s.URL, "--output", "json", "lambda"}, args...)...)
+		if r.err != nil {
+			t.Fatalf("aws lambda %s: %v\n%s%s\nserve's stderr:\n%s", strings.Join(args, " "), r.err, r.stdout, r.stderr, s.Stderr)
+		}
+		return r.stdout
+	}
+	invoke := func(qualifier string) string {
+		t.Helper()
+		args := []string{"invoke", "--function-name", "cp", "--payload", `{"n":1}`, "out.json"}
+		if qualifier != "" {
+			args = append(args, "--qualifier", qualifier)
+		}
+		aws(args...)
+		b, _ := os.ReadFile(filepath.Join(dir, "out.json"))
+		return string(b)
+	}
+
+	s = startServe(t, dir, "--state-dir", state, "--no-watch")
+	aws("create-function", "--function-name", "cp", "--runtime", "python3.12", "--handler", "app.handler",
+		"--role", "arn:aws:iam::123456789012:role/lambda", "--zip-file", v1)
+	aws("wait", "function-active-v2", "--function-name", "cp")
+	if got := invoke(""); !strings.Contains(got, `"version": "one"`) || !strings.Contains(got, `"n": 1`) {
+		t.Fatalf("invoke: %s", got)
+	}
+	if out := aws("publish-version", "--function-name", "cp"); !strings.Contains(out, `"Version": "1"`) {
+		t.Fatalf("publish-version: %s", out)
+	}
+	aws("create-alias", "--function-name", "cp", "--name", "live", "--function-version", "1")
+	aws("update-function-code", "--function-name", "cp", "--zip-file", v2)
+	aws("wait", "function-updated-v2", "--function-name", "cp")
+	if got := invoke(""); !strings.Contains(got, `"version": "two"`) {
+		t.Errorf("invoke after update: %s", got)
+	}
+	if got := invoke("live"); !strings.Contains(got, `"version": "one"`) {
+		t.Errorf("invoke --qualifier live: %s", got)
+	}
+
+	s.stop(t)
+	s = startServe(t, dir, "--state-dir", state, "--no-watch")
+	aws("wait", "function-active-v2", "--function-name", "cp")
+	if got := invoke("live"); !strings.Contains(got, `"version": "one"`) {
+		t.Errorf("after a restart, invoke --qualifier live: %s", got)
+	}
+	if got := invoke(""); !strings.Contains(got, `"version": "two"`) {
+		t.Errorf("after a restart, invoke: %s", got)
+	}
+	aws("delete-function", "--function-name", "cp")
+	env := append(os.Environ(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=us-east-1")
+	if r := runTool(t, 90*time.Second, dir, env, awsPath, "--endpoint-url", s.URL, "lambda", "get-function", "--function-name", "cp"); r.err == nil || !strings.Contains(r.stderr, "ResourceNotFoundException") {
+		t.Errorf("get-function after delete: %v %s", r.err, r.stderr)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -18,11 +19,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lambdabox/lambdabox/internal/console"
+	"github.com/lambdabox/lambdabox/internal/controlplane"
 	rie "github.com/lambdabox/lambdabox/internal/emulator"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/launch"
 	"github.com/lambdabox/lambdabox/internal/sandbox/process"
 	"github.com/lambdabox/lambdabox/internal/service"
+	"github.com/lambdabox/lambdabox/internal/store"
 	"github.com/lambdabox/lambdabox/internal/template"
 )
 
@@ -71,6 +74,16 @@ name (coloured on a terminal), or with --log-format json as one object per
 line: {"time":...,"function":...,"stream":"function"|"platform","message":...}.
 lambdabox's own messages, the table of functions and warnings go to stderr.
 
+Control plane: the Invoke API's address also serves Lambda's control-plane
+API, so the AWS CLI and the SDKs manage functions there (--endpoint-url):
+create-function (Zip with --zip-file, or Image), get-function, list-functions,
+update-function-code and -configuration (with the State and LastUpdateStatus
+their waiters poll), publish-version, aliases (invoke --qualifier), reserved
+concurrency, function URL configs, delete-function. Signatures are accepted
+unchecked. Those functions, their code, versions and aliases persist in an
+embedded database (bbolt) in --state-dir, and run again at the next start. A
+template is optional: without one, serve runs the control plane's functions.
+
 --env-vars takes SAM's format, overriding variables the template declares:
   {"Parameters": {"STAGE": "local"}, "HelloFunction": {"TABLE": "items"}}`
 
@@ -90,6 +103,7 @@ type serveOptions struct {
 	nodeRIC       string
 	cacheDir      string
 	shutdownGrace time.Duration
+	stateDir      string
 }
 
 func newServeCmd() *cobra.Command {
@@ -117,6 +131,7 @@ func newServeCmd() *cobra.Command {
 	fs.IntVar(&o.urlBasePort, "function-url-base-port", 0, "first port of the function URLs, one per function with FunctionUrlConfig, on 127.0.0.1 (default: the Invoke API's port + 1)")
 	fs.StringVar(&o.nodeRIC, "node-ric", "", "aws-lambda-ric for Node.js functions whose folder has none: its bin, or a folder with node_modules/.bin/aws-lambda-ric")
 	fs.StringVar(&o.cacheDir, "cache", "", "folder of Go builds (default <user cache>/lambdabox/serve)")
+	fs.StringVar(&o.stateDir, "state-dir", "", "folder of the control plane's database: functions created through the API, their code, versions and aliases (default $XDG_STATE_HOME/lambdabox, else ~/.local/state/lambdabox)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-timeout", service.DefaultShutdownTimeout, "at SIGTERM or SIGINT, grace for the invokes in flight; a second signal ends it")
 	return cmd
 }
@@ -154,7 +169,7 @@ func findTemplate(path string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", errors.New("no template.yaml here: give one with -t")
+	return "", nil // no template: the control plane's functions only
 }
 
 func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (err error) {
@@ -186,15 +201,14 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 	if err != nil {
 		return err
 	}
-	tpl, err := template.Config{Parameters: params, Region: region}.Load(path)
-	if err != nil {
-		return err
+	tpl := &template.Template{}
+	if path != "" {
+		if tpl, err = (template.Config{Parameters: params, Region: region}).Load(path); err != nil {
+			return err
+		}
 	}
 	for _, w := range tpl.Warnings {
 		fmt.Fprintln(stderr, "warning:", w)
-	}
-	if len(tpl.Functions) == 0 {
-		return fmt.Errorf("template %s has no functions", path)
 	}
 	envVars := launch.EnvVars{}
 	if o.envVars != "" {
@@ -231,7 +245,14 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 	}
 	defer func() { err = errors.Join(err, drv.Close(context.Background())) }()
 	log.Info("containing runtimes with " + drv.Mechanism())
+	st, err := store.Open(store.Config{Dir: o.stateDir})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, st.Close()) }()
+	var cp *controlplane.Server // set before the service serves
 	svc, err := service.New(service.Config{
+		Control:         http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { cp.ServeHTTP(w, r) }),
 		InvokeAddr:      o.addr,
 		APIAddr:         o.apiAddr,
 		Driver:          drv,
@@ -277,6 +298,22 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 				Adjust: func(s *service.FunctionSpec) { s.FunctionURL, s.Output = ow.url, ow.output },
 			})
 		}
+	}
+	cp, err = controlplane.New(controlplane.Config{
+		Store: st,
+		Runner: launch.NewRunner(l, svc, func(name string, spec *service.FunctionSpec) {
+			spec.Output = cons.For(name)
+		}),
+		Region:    region,
+		AccountID: template.DefaultAccountID,
+		Log:       log,
+	})
+	if err != nil {
+		return errors.Join(err, svc.Close(ctx))
+	}
+	defer func() { err = errors.Join(err, cp.Close()) }()
+	if err := cp.Start(ctx); err != nil {
+		return errors.Join(err, svc.Close(ctx))
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

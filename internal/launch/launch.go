@@ -329,6 +329,11 @@ func (l *Launcher) process(ctx context.Context, f template.Function, cfg *functi
 	switch {
 	case strings.HasPrefix(rt, "python3"):
 		cfg.Command = []string{l.pythonExe(ctx), "-m", "awslambdaric", f.Handler}
+		// No __pycache__ in the user's folder: Python checks a cached
+		// module by its source's size and mtime in whole seconds, so an
+		// edit of the same length within a second (hot reload) would run
+		// the old code.
+		cfg.Env = append(cfg.Env, "PYTHONDONTWRITEBYTECODE=1")
 	case strings.HasPrefix(rt, "nodejs"):
 		ric, err := l.nodeRIC(code, f)
 		if err != nil {
