@@ -1,0 +1,16 @@
+// Command fake is sandboxtest's fake runtime and extension, built static
+// to run in the test image, which has no libraries but the shell's.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/lambdabox/lambdabox/internal/sandbox/sandboxtest"
+)
+
+func main() {
+	sandboxtest.RunFake()
+	fmt.Fprintln(os.Stderr, "fake: set", sandboxtest.FakeKey)
+	os.Exit(1)
+}
