@@ -333,4 +333,3 @@ func (w *pidWriter) Write(b []byte) (int, error) {
 	w.buf = nil
 	return n, nil
 }
-
