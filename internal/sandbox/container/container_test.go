@@ -37,6 +37,10 @@ const (
 var tmpRoot string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(ownerHelper) != "" {
+		runOwner()
+		return
+	}
 	var err error
 	if tmpRoot, err = os.MkdirTemp("", "lambdabox-container-test-"); err != nil {
 		panic(err)
@@ -120,7 +124,9 @@ func buildImage(e *Engine) error {
 			_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755})
 		}
 	}
-	for _, d := range []string{"tmp", "var", "var/task", "opt", "opt/extensions", "proc", "sys", "dev", "etc", "lambdabox"} {
+	_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777})
+	dirs["tmp"] = true
+	for _, d := range []string{"var", "var/task", "opt", "opt/extensions", "proc", "sys", "dev", "etc", "lambdabox"} {
 		mkdir(d)
 	}
 	for dst, src := range files {

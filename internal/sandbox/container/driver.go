@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -330,7 +330,14 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 	}
 	labels[LabelOwner] = d.e.owner
 	labels[LabelFunction] = d.fn.Name
-	var mounts []mount.Mount
+	// /tmp is the function's, empty and world-writable, as on Lambda.
+	// (Podman copies the image's /tmp into it, mode included: an image
+	// whose /tmp is not 1777 gets a /tmp the function cannot write.)
+	mounts := []mount.Mount{{Type: mount.TypeTmpfs, Target: "/tmp", TmpfsOptions: &mount.TmpfsOptions{
+		SizeBytes: int64(d.fn.TmpfsMB) << 20,
+		Mode:      os.ModeSticky | 0o777,
+	}}}
+
 	for _, m := range d.fn.Mounts {
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
@@ -338,7 +345,6 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 		NetworkMode:    "host",
 		ReadonlyRootfs: true,
 		AutoRemove:     true,
-		Tmpfs:          map[string]string{"/tmp": "rw,nosuid,nodev,mode=1777,size=" + strconv.Itoa(d.fn.TmpfsMB) + "m"},
 		Mounts:         mounts,
 		Resources: container.Resources{
 			Ulimits: []*container.Ulimit{
@@ -386,7 +392,7 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 	}()
 	att, err := d.e.cli.ContainerAttach(ctx, k.id, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return nil, fmt.Errorf("attaching to container %s: %w", shortID(k.id), err)
+		return nil, fmt.Errorf("attaching to container %s of %s (its first process is the image's /bin/sh): %w", shortID(k.id), d.fn.Image, err)
 	}
 	k.attach = att.HijackedResponse
 	pr, pw := io.Pipe()
@@ -396,7 +402,7 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 		close(k.exited)
 	}()
 	if _, err := d.e.cli.ContainerStart(ctx, k.id, client.ContainerStartOptions{}); err != nil {
-		return nil, fmt.Errorf("starting container %s of %s: %w", shortID(k.id), d.fn.Image, err)
+		return nil, fmt.Errorf("starting container %s of %s (its first process is the image's /bin/sh): %w", shortID(k.id), d.fn.Image, err)
 	}
 	// The keeper's report; what it writes after that is drained.
 	lines := bufio.NewScanner(pr)

@@ -240,7 +240,8 @@ func isNotFound(err error) bool {
 		return true
 	}
 	s := strings.ToLower(err.Error())
-	return strings.Contains(s, "no such container") || strings.Contains(s, "not found")
+	return strings.Contains(s, "no such container") || strings.Contains(s, "no such image") ||
+		strings.Contains(s, "not found") || strings.Contains(s, "not known")
 }
 
 func shortID(id string) string {
