@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -228,7 +229,9 @@ func TestStaleContainersAreRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids[what] = c.ID
-		t.Cleanup(func() { _, _ = e.cli.ContainerRemove(context.Background(), c.ID, client.ContainerRemoveOptions{Force: true}) })
+		t.Cleanup(func() {
+			_, _ = e.cli.ContainerRemove(context.Background(), c.ID, client.ContainerRemoveOptions{Force: true})
+		})
 	}
 	e2 := connect(t)
 	for what, id := range ids {
@@ -310,4 +313,88 @@ func containersLabelled(t *testing.T, e *Engine, o string) []string {
 		ids = append(ids, shortID(c.ID))
 	}
 	return ids
+}
+
+// TestEngineGoesAway: when the engine's socket goes away mid-run, the
+// environment ends, the next invoke is a Lambda error, and the containers
+// still end and are removed (their keeper's input ends with the engine's
+// connection).
+func TestEngineGoesAway(t *testing.T) {
+	connect(t) // loads the test image
+	if _, err := exec.LookPath("podman"); err != nil {
+		t.Skip("needs podman, to run an engine of its own")
+	}
+	sock := filepath.Join(t.TempDir(), "podman.sock")
+	svc := exec.Command("podman", "system", "service", "--time=0", "unix://"+sock)
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = svc.Process.Signal(syscall.SIGTERM)
+			_ = svc.Wait()
+		}
+	}
+	t.Cleanup(stop)
+	var e *Engine
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if e, err = Connect(context.Background(), Config{Host: "unix://" + sock}); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	d := e.Driver(testFunction())
+	env, out := newEnvironment(t, d, fakeFunction())
+	if res := invoke(env, `"before"`); res.Error || string(res.Payload) != `"before"` {
+		t.Fatalf("invoke = %s %s\n%s", res.ErrorType, res.Payload, out)
+	}
+	stop()
+	res := invoke(env, `"after"`)
+	// The runtime may still answer this one (it reaches lambdabox, not
+	// the engine); the next start cannot.
+	for i := 0; i < 3 && !res.Error; i++ {
+		time.Sleep(200 * time.Millisecond)
+		res = invoke(env, `"after"`)
+	}
+	if !res.Error || !strings.HasPrefix(res.ErrorType, "Runtime.") {
+		t.Errorf("invoke with the engine gone = %v %s %s; want a Runtime error", res.Error, res.ErrorType, res.Payload)
+	}
+	t.Logf("with the engine gone: %s %s", res.ErrorType, res.Payload)
+	// What ran has ended by itself: its keeper's input ended with the
+	// engine. A container the engine was creating when it went away
+	// cannot start, and waits for the engine's return.
+	ours := func() []string {
+		b, err := exec.Command("podman", "ps", "-a", "--format", "{{.ID}} {{.Status}}", "--filter", "label="+LabelOwner+"="+e.owner).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Fields(string(b))
+	}
+	waitFor(t, 15*time.Second, "the containers to stop running", func() bool { return !slices.Contains(ours(), "Up") })
+	// With the engine back, Close removes what is left.
+	svc = exec.Command("podman", "system", "service", "--time=0", "unix://"+sock)
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	waitFor(t, 10*time.Second, "the engine to come back", func() bool { _, err := e.cli.Ping(context.Background(), client.PingOptions{}); return err == nil })
+	if err := e.Close(context.Background()); err != nil {
+		t.Errorf("Close with the engine back: %v", err)
+	}
+	waitFor(t, 10*time.Second, "no container left", func() bool { return len(ours()) == 0 })
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !ok(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", d, what)
+		}
+	}
 }
