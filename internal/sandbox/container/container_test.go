@@ -38,6 +38,7 @@ var tmpRoot string
 
 func TestMain(m *testing.M) {
 	if os.Getenv(ownerHelper) != "" {
+		helperBin = os.Getenv(ownerHelper)
 		runOwner()
 		return
 	}
@@ -49,7 +50,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("TMPDIR", tmpRoot)
 	code := m.Run()
 	if imageLoaded {
-		if e, err := Connect(context.Background(), Config{}); err == nil {
+		if e, err := Connect(context.Background(), Config{Helper: helperBin}); err == nil {
 			_, _ = e.cli.ImageRemove(context.Background(), testImage, client.ImageRemoveOptions{Force: true})
 			_ = e.Close(context.Background())
 		}
@@ -62,7 +63,7 @@ func TestMain(m *testing.M) {
 // skips the test when none answers.
 func connect(t testing.TB) *Engine {
 	t.Helper()
-	e, err := Connect(context.Background(), Config{})
+	e, err := Connect(context.Background(), Config{Helper: helperBinary(t)})
 	if errors.Is(err, ErrNoEngine) {
 		t.Skipf("%v; start one (podman system service --time=0 unix:///run/lambdabox-podman.sock) and set DOCKER_HOST, as .ci/run does", err)
 	}
@@ -76,6 +77,29 @@ func connect(t testing.TB) *Engine {
 	})
 	loadImage(t, e)
 	return e
+}
+
+var (
+	helperOnce sync.Once
+	helperBin  string // testdata/fake, built static: the helper and the fake runtime
+	helperErr  error
+)
+
+// helperBinary builds testdata/fake once.
+func helperBinary(t testing.TB) string {
+	t.Helper()
+	helperOnce.Do(func() {
+		helperBin = filepath.Join(tmpRoot, "helper", HelperName)
+		cmd := exec.Command("go", "build", "-o", helperBin, "./testdata/fake")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			helperErr = errors.New("go build: " + err.Error() + ": " + string(out))
+		}
+	})
+	if helperErr != nil {
+		t.Fatal(helperErr)
+	}
+	return helperBin
 }
 
 var (
@@ -94,18 +118,7 @@ func loadImage(t testing.TB, e *Engine) {
 }
 
 func buildImage(e *Engine) error {
-	dir, err := os.MkdirTemp("", "fake")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	fake := filepath.Join(dir, "fake")
-	cmd := exec.Command("go", "build", "-o", fake, "./testdata/fake")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return errors.New("go build: " + err.Error() + ": " + string(out))
-	}
-	files := map[string]string{"/bin/sh": "/bin/sh", fakePath: fake}
+	files := map[string]string{"/bin/sh": "/bin/sh", fakePath: e.helper}
 	out, err := exec.Command("ldd", "/bin/sh").Output()
 	if err != nil {
 		return errors.New("ldd /bin/sh: " + err.Error())

@@ -297,18 +297,6 @@ type keeperKey struct {
 	probe  string // the runtime's executable
 }
 
-// keeperScript is the container's first process: it lists the
-// executables in $1 (the extensions), says whether $2 (the runtime) can
-// be executed, and then waits until its standard input ends.
-const keeperScript = `if [ -n "$1" ]; then for f in "$1"/*; do if [ -f "$f" ] && [ -x "$f" ]; then echo "ext ${f##*/}"; fi; done; fi
-case $2 in
-*/*) if ! [ -f "$2" ] || ! [ -x "$2" ]; then echo noexec; fi ;;
-?*) command -v "$2" >/dev/null 2>&1 || echo noexec ;;
-esac
-echo ready
-read _ || :
-`
-
 // keeper is a started container whose keeper runs.
 type keeper struct {
 	d      *Driver
@@ -333,10 +321,13 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 	// /tmp is the function's, empty and world-writable, as on Lambda.
 	// (Podman copies the image's /tmp into it, mode included: an image
 	// whose /tmp is not 1777 gets a /tmp the function cannot write.)
-	mounts := []mount.Mount{{Type: mount.TypeTmpfs, Target: "/tmp", TmpfsOptions: &mount.TmpfsOptions{
-		SizeBytes: int64(d.fn.TmpfsMB) << 20,
-		Mode:      os.ModeSticky | 0o777,
-	}}}
+	mounts := []mount.Mount{
+		{Type: mount.TypeTmpfs, Target: "/tmp", TmpfsOptions: &mount.TmpfsOptions{
+			SizeBytes: int64(d.fn.TmpfsMB) << 20,
+			Mode:      os.ModeSticky | 0o777,
+		}},
+		{Type: mount.TypeBind, Source: d.e.helper, Target: HelperPath, ReadOnly: true},
+	}
 
 	for _, m := range d.fn.Mounts {
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
@@ -362,7 +353,7 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 	}
 	cfg := &container.Config{
 		Image:        d.fn.Image,
-		Entrypoint:   []string{"/bin/sh", "-c", keeperScript, "keeper", key.extDir, key.probe},
+		Entrypoint:   []string{HelperPath, "keeper", key.extDir, key.probe},
 		Cmd:          []string{},
 		User:         d.fn.User,
 		Labels:       labels,
@@ -392,7 +383,7 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 	}()
 	att, err := d.e.cli.ContainerAttach(ctx, k.id, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
 	if err != nil {
-		return nil, fmt.Errorf("attaching to container %s of %s (its first process is the image's /bin/sh): %w", shortID(k.id), d.fn.Image, err)
+		return nil, fmt.Errorf("attaching to container %s of %s (its first process is lambdabox's helper): %w", shortID(k.id), d.fn.Image, err)
 	}
 	k.attach = att.HijackedResponse
 	pr, pw := io.Pipe()
@@ -402,7 +393,7 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 		close(k.exited)
 	}()
 	if _, err := d.e.cli.ContainerStart(ctx, k.id, client.ContainerStartOptions{}); err != nil {
-		return nil, fmt.Errorf("starting container %s of %s (its first process is the image's /bin/sh): %w", shortID(k.id), d.fn.Image, err)
+		return nil, fmt.Errorf("starting container %s of %s (its first process is lambdabox's helper): %w", shortID(k.id), d.fn.Image, err)
 	}
 	// The keeper's report; what it writes after that is drained.
 	lines := bufio.NewScanner(pr)
@@ -419,7 +410,7 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	if !ready {
-		return nil, fmt.Errorf("container %s of %s exited at start (does the image have /bin/sh?)", shortID(k.id), d.fn.Image)
+		return nil, fmt.Errorf("container %s of %s exited at start", shortID(k.id), d.fn.Image)
 	}
 	insp, err := d.e.cli.ContainerInspect(ctx, k.id, client.ContainerInspectOptions{})
 	if err != nil {

@@ -2,12 +2,12 @@
 // function's image, through the Docker Engine API that Docker and Podman
 // (`podman system service`) serve.
 //
-// Each environment is one container. Its first process is a keeper, a
-// /bin/sh loop of the image that reports the extensions it finds and then
-// waits on its standard input; the extensions and the runtime are
-// processes started in it with the exec API, so each has its own output
-// streams and exit status, and the runtime starts only once
-// Spec.BeforeRuntime has let it. The container uses the host's network:
+// Each environment is one container. Its first process is a keeper (the
+// helper, a static lambdabox bound in read-only, so that images need no
+// shell) that reports the extensions it finds and then waits on its
+// standard input; the extensions and the runtime are processes started in
+// it with the exec API, so each has its own output streams and exit
+// status, and the runtime starts only once Spec.BeforeRuntime has let it. The container uses the host's network:
 // AWS_LAMBDA_RUNTIME_API=127.0.0.1:port reaches lambdabox as it does for
 // the process driver. As on Lambda, the root file system is read-only,
 // /tmp is a tmpfs, the processes run as a non-root user, and memory is
@@ -49,6 +49,11 @@ type Config struct {
 	// ($XDG_RUNTIME_DIR/podman/podman.sock), else Docker's
 	// (/var/run/docker.sock), whichever exists first.
 	Host string
+	// Helper is the host path of the statically linked executable that is
+	// bound into every container as its first process and starts the
+	// others (see RunHelper); default this executable, which must then be
+	// static and call RunHelper first in main.
+	Helper string
 	// Log receives diagnostics; nil discards them.
 	Log *slog.Logger
 }
@@ -90,6 +95,7 @@ type Engine struct {
 	cli    *client.Client
 	log    *slog.Logger
 	host   string
+	helper string
 	podman bool
 	owner  string // this process's dev.lambdabox.owner label
 
@@ -108,6 +114,16 @@ func Connect(ctx context.Context, cfg Config) (*Engine, error) {
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	helper := cfg.Helper
+	if helper == "" {
+		var err error
+		if helper, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("finding this executable, the containers' helper: %w", err)
+		}
+	}
+	if err := staticBinary(helper); err != nil {
+		return nil, fmt.Errorf("the containers' helper: %w", err)
 	}
 	host := cfg.host()
 	cli, err := client.New(client.WithHost(host))
@@ -133,6 +149,7 @@ func Connect(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{
 		cli:    cli,
 		host:   host,
+		helper: helper,
 		podman: strings.Contains(strings.ToLower(v.Platform.Name), "podman"),
 		owner:  self.String(),
 		live:   map[string]struct{}{},

@@ -103,7 +103,7 @@ func (e *env) Stop(ctx context.Context) error {
 		return nil
 	default:
 	}
-	if err := e.k.run(ctx, "kill -TERM -1"); err != nil {
+	if err := e.k.run(ctx, "kill", strconv.Itoa(int(syscall.SIGTERM)), "-1"); err != nil {
 		e.d.log.Debug("signalling an environment", "error", err)
 	}
 	select {
@@ -148,10 +148,10 @@ func (e *env) OutOfMemory() bool {
 	return oom
 }
 
-// run runs a shell command in the container, as the function's user, and
-// does not wait for it.
-func (k *keeper) run(ctx context.Context, script string) error {
-	x, err := k.d.e.cli.ExecCreate(ctx, k.id, client.ExecCreateOptions{User: k.d.fn.User, Cmd: []string{"/bin/sh", "-c", script}})
+// run runs the helper in the container with args, as the function's
+// user, and does not wait for it.
+func (k *keeper) run(ctx context.Context, args ...string) error {
+	x, err := k.d.e.cli.ExecCreate(ctx, k.id, client.ExecCreateOptions{User: k.d.fn.User, Cmd: append([]string{HelperPath}, args...)})
 	if err != nil {
 		return fmt.Errorf("creating an exec in container %s: %w", shortID(k.id), err)
 	}
@@ -160,10 +160,6 @@ func (k *keeper) run(ctx context.Context, script string) error {
 	}
 	return nil
 }
-
-// execWrapper reports the process's pid in the container on its stderr's
-// first line, and then becomes the process.
-const execWrapper = `echo "$$" >&2; exec "$@"`
 
 // exec starts one process of the environment in its container.
 func (e *env) exec(ctx context.Context, spec sandbox.Spec, which sandbox.Process, argv []string) (*proc, error) {
@@ -181,7 +177,7 @@ func (e *env) exec(ctx context.Context, spec sandbox.Spec, which sandbox.Process
 		AttachStderr: true,
 		Env:          spec.Env,
 		WorkingDir:   e.workdir,
-		Cmd:          append([]string{"/bin/sh", "-c", execWrapper, "sh"}, argv...),
+		Cmd:          append([]string{HelperPath, "exec"}, argv...), // reports its pid, then becomes argv
 	})
 	if err != nil {
 		out.Close()
@@ -259,7 +255,7 @@ func (p *proc) Exit() sandbox.ExitStatus { return p.exit }
 
 // Stop implements sandbox.Proc: SIGTERM, then SIGKILL once ctx expires.
 func (p *proc) Stop(ctx context.Context) error {
-	if p.signal(ctx, "TERM") {
+	if p.signal(ctx, syscall.SIGTERM) {
 		select {
 		case <-p.done:
 			return nil
@@ -268,7 +264,7 @@ func (p *proc) Stop(ctx context.Context) error {
 	}
 	kctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if p.signal(kctx, "KILL") {
+	if p.signal(kctx, syscall.SIGKILL) {
 		select {
 		case <-p.done:
 			return nil
@@ -283,7 +279,7 @@ func (p *proc) Stop(ctx context.Context) error {
 
 // signal sends sig to the process; false when it has ended or cannot be
 // reached.
-func (p *proc) signal(ctx context.Context, sig string) bool {
+func (p *proc) signal(ctx context.Context, sig syscall.Signal) bool {
 	select {
 	case <-p.done:
 		return false
@@ -294,10 +290,10 @@ func (p *proc) signal(ctx context.Context, sig string) bool {
 	if p.pid <= 0 {
 		return false
 	}
-	return p.k.run(ctx, "kill -"+sig+" "+strconv.Itoa(p.pid)) == nil
+	return p.k.run(ctx, "kill", strconv.Itoa(int(sig)), strconv.Itoa(p.pid)) == nil
 }
 
-// pidWriter takes the exec wrapper's first stderr line, the process's
+// pidWriter takes the helper's first stderr line, the process's
 // pid, and passes the rest on.
 type pidWriter struct {
 	w    io.Writer
