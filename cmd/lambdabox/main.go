@@ -11,9 +11,11 @@ import (
 	"syscall"
 
 	"github.com/lambdabox/lambdabox/internal/entrypoint"
+	"github.com/lambdabox/lambdabox/internal/sandbox/container"
 )
 
 func main() {
+	container.RunHelper() // as a container's first process (sandbox/container)
 	ctx, stop := shutdownSignals(context.Background())
 	defer stop()
 	var err error
