@@ -98,6 +98,7 @@ type Engine struct {
 	helper string
 	podman bool
 	owner  string // this process's dev.lambdabox.owner label
+	out    *outputs
 
 	mu     sync.Mutex
 	live   map[string]struct{} // containers created and not yet removed
@@ -158,6 +159,10 @@ func Connect(ctx context.Context, cfg Config) (*Engine, error) {
 		if strings.Contains(strings.ToLower(c.Name), "podman") {
 			e.podman = true
 		}
+	}
+	if e.out, err = newOutputs(); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("listening for the containers' output: %w", err)
 	}
 	e.log = log.With("driver", "container", "engine", e.Kind(), "host", host)
 	e.log.Debug("connected", "version", v.Version, "api", cli.ClientVersion())
@@ -242,7 +247,7 @@ func (e *Engine) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(append(errs, e.cli.Close())...)
+	return errors.Join(append(errs, e.out.close(), e.cli.Close())...)
 }
 
 // isNotFound reports whether err says the container (or image) does not

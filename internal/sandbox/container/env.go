@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -171,25 +173,28 @@ func (e *env) exec(ctx context.Context, spec sandbox.Spec, which sandbox.Process
 		}
 		out = f
 	}
+	token, direct, cancel := e.d.e.out.expect()
 	x, err := e.d.e.cli.ExecCreate(ctx, e.k.id, client.ExecCreateOptions{
 		User:         e.d.fn.User,
 		AttachStdout: true,
 		AttachStderr: true,
-		Env:          spec.Env,
+		Env:          append(spec.Env[:len(spec.Env):len(spec.Env)], OutputEnv+"="+e.d.e.out.addr()+" "+token),
 		WorkingDir:   e.workdir,
 		Cmd:          append([]string{HelperPath, "exec"}, argv...), // reports its pid, then becomes argv
 	})
 	if err != nil {
+		cancel()
 		out.Close()
 		return nil, fmt.Errorf("creating the process %s in container %s: %w", argv[0], shortID(e.k.id), err)
 	}
 	att, err := e.d.e.cli.ExecAttach(ctx, x.ID, client.ExecAttachOptions{})
 	if err != nil {
+		cancel()
 		out.Close()
 		return nil, fmt.Errorf("starting the process %s in container %s: %w", argv[0], shortID(e.k.id), err)
 	}
 	p := &proc{k: e.k, execID: x.ID, done: make(chan struct{}), pidKnown: make(chan struct{})}
-	go p.copy(att.HijackedResponse, out)
+	go p.copy(att.HijackedResponse, out, direct, cancel)
 	return p, nil
 }
 
@@ -204,23 +209,53 @@ type proc struct {
 	done     chan struct{}
 	exit     sandbox.ExitStatus
 	pidKnown chan struct{}
-	pid      int // in the container's pid namespace, once pidKnown
+	pid      int  // in the container's pid namespace, once pidKnown
+	direct   bool // the output comes on its own connection; once pidKnown
 	stopping atomic.Bool
 }
 
 var _ sandbox.Proc = (*proc)(nil)
 
 // copy forwards the process's output until it ends, and then records how
-// it ended.
-func (p *proc) copy(att client.HijackedResponse, out io.WriteCloser) {
+// it ended. The output comes on the exec's streams, or, once the helper
+// said "direct", on the connection it made to lambdabox.
+func (p *proc) copy(att client.HijackedResponse, out io.WriteCloser, direct <-chan net.Conn, cancel func()) {
 	defer close(p.done)
+	defer cancel()
 	errw := &pidWriter{w: out, p: p}
+	conn := make(chan net.Conn, 1)
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		<-p.pidKnown
+		if !p.direct {
+			return
+		}
+		select {
+		case c := <-direct:
+			conn <- c
+			_, _ = io.Copy(out, c)
+		case <-time.After(10 * time.Second):
+		}
+	}()
 	_, _ = stdcopy.StdCopy(out, errw, att.Reader)
 	att.Close()
-	out.Close()
 	if !errw.seen {
 		close(p.pidKnown)
 	}
+	// The connection ends with the process, unless something it started
+	// holds it: that may write a moment longer.
+	select {
+	case <-copied:
+	case <-time.After(time.Second):
+		select {
+		case c := <-conn:
+			c.Close()
+		default:
+		}
+		<-copied
+	}
+	out.Close()
 	p.exit = p.status()
 }
 
@@ -318,7 +353,9 @@ func (w *pidWriter) Write(b []byte) (int, error) {
 		}
 		return n, nil
 	}
-	w.p.pid, _ = strconv.Atoi(string(w.buf[:i]))
+	pid, flag, _ := strings.Cut(string(w.buf[:i]), " ")
+	w.p.pid, _ = strconv.Atoi(pid)
+	w.p.direct = flag == "direct"
 	w.seen = true
 	close(w.p.pidKnown)
 	if rest := w.buf[i+1:]; len(rest) > 0 {
