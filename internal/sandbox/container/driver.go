@@ -327,6 +327,7 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 			Mode:      os.ModeSticky | 0o777,
 		}},
 		{Type: mount.TypeBind, Source: d.e.helper, Target: HelperPath, ReadOnly: true},
+		{Type: mount.TypeBind, Source: d.e.out.dir, Target: OutputDir},
 	}
 
 	for _, m := range d.fn.Mounts {

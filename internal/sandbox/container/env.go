@@ -5,7 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,12 +173,22 @@ func (e *env) exec(ctx context.Context, spec sandbox.Spec, which sandbox.Process
 		}
 		out = f
 	}
-	token, direct, cancel := e.d.e.out.expect()
+	direct, _ := out.(*os.File)
+	var token string
+	var sent <-chan bool
+	cancel := func() {}
+	if direct != nil {
+		token, sent, cancel = e.d.e.out.expect(direct)
+	}
+	env := spec.Env[:len(spec.Env):len(spec.Env)]
+	if token != "" {
+		env = append(env, OutputEnv+"="+token)
+	}
 	x, err := e.d.e.cli.ExecCreate(ctx, e.k.id, client.ExecCreateOptions{
 		User:         e.d.fn.User,
 		AttachStdout: true,
 		AttachStderr: true,
-		Env:          append(spec.Env[:len(spec.Env):len(spec.Env)], OutputEnv+"="+e.d.e.out.addr()+" "+token),
+		Env:          env,
 		WorkingDir:   e.workdir,
 		Cmd:          append([]string{HelperPath, "exec"}, argv...), // reports its pid, then becomes argv
 	})
@@ -194,7 +204,7 @@ func (e *env) exec(ctx context.Context, spec sandbox.Spec, which sandbox.Process
 		return nil, fmt.Errorf("starting the process %s in container %s: %w", argv[0], shortID(e.k.id), err)
 	}
 	p := &proc{k: e.k, execID: x.ID, done: make(chan struct{}), pidKnown: make(chan struct{})}
-	go p.copy(att.HijackedResponse, out, direct, cancel)
+	go p.copy(att.HijackedResponse, out, sent, cancel)
 	return p, nil
 }
 
@@ -209,54 +219,53 @@ type proc struct {
 	done     chan struct{}
 	exit     sandbox.ExitStatus
 	pidKnown chan struct{}
-	pid      int  // in the container's pid namespace, once pidKnown
-	direct   bool // the output comes on its own connection; once pidKnown
+	pid      int // in the container's pid namespace, once pidKnown
 	stopping atomic.Bool
 }
 
 var _ sandbox.Proc = (*proc)(nil)
 
-// copy forwards the process's output until it ends, and then records how
-// it ended. The output comes on the exec's streams, or, once the helper
-// said "direct", on the connection it made to lambdabox.
-func (p *proc) copy(att client.HijackedResponse, out io.WriteCloser, direct <-chan net.Conn, cancel func()) {
+// copy forwards the process's output from the exec's streams until it
+// ends, and then records how it ended. When the helper has fetched the
+// output file itself (sent), the process writes there, and only the pid
+// line comes on the streams: our copy of the file is closed once the
+// process has started, as the process driver does.
+func (p *proc) copy(att client.HijackedResponse, out io.WriteCloser, sent <-chan bool, cancel func()) {
 	defer close(p.done)
-	defer cancel()
-	errw := &pidWriter{w: out, p: p}
-	conn := make(chan net.Conn, 1)
-	copied := make(chan struct{})
+	var once sync.Once
+	closeOut := func() { once.Do(func() { out.Close() }) }
+	w := lenient{out}
+	errw := &pidWriter{w: w, p: p}
 	go func() {
-		defer close(copied)
-		<-p.pidKnown
-		if !p.direct {
+		<-p.pidKnown // the helper fetches the file before it writes its pid
+		cancel()
+		if sent == nil {
 			return
 		}
 		select {
-		case c := <-direct:
-			conn <- c
-			_, _ = io.Copy(out, c)
-		case <-time.After(10 * time.Second):
+		case ok := <-sent:
+			if ok {
+				closeOut()
+			}
+		case <-time.After(time.Second):
 		}
 	}()
-	_, _ = stdcopy.StdCopy(out, errw, att.Reader)
+	_, _ = stdcopy.StdCopy(w, errw, att.Reader)
 	att.Close()
 	if !errw.seen {
 		close(p.pidKnown)
 	}
-	// The connection ends with the process, unless something it started
-	// holds it: that may write a moment longer.
-	select {
-	case <-copied:
-	case <-time.After(time.Second):
-		select {
-		case c := <-conn:
-			c.Close()
-		default:
-		}
-		<-copied
-	}
-	out.Close()
+	closeOut()
 	p.exit = p.status()
+}
+
+// lenient drops what cannot be written, so that the exec's streams are
+// read to their end, which is the process's.
+type lenient struct{ w io.Writer }
+
+func (l lenient) Write(b []byte) (int, error) {
+	_, _ = l.w.Write(b)
+	return len(b), nil
 }
 
 // status asks the engine how the exec ended: a code past 128 is the
@@ -353,9 +362,8 @@ func (w *pidWriter) Write(b []byte) (int, error) {
 		}
 		return n, nil
 	}
-	pid, flag, _ := strings.Cut(string(w.buf[:i]), " ")
+	pid, _, _ := strings.Cut(string(w.buf[:i]), " ")
 	w.p.pid, _ = strconv.Atoi(pid)
-	w.p.direct = flag == "direct"
 	w.seen = true
 	close(w.p.pidKnown)
 	if rest := w.buf[i+1:]; len(rest) > 0 {

@@ -202,6 +202,9 @@ read line < /var/task/handler && echo "code $line"`
 	if st := env.Runtime().Exit(); st.Code != 0 {
 		t.Errorf("exit = %v", st)
 	}
+	if e.out.handed.Load() == 0 {
+		t.Error("the process's output file was not handed to it: its output went through the engine")
+	}
 	_ = d.Close(context.Background())
 	assertNoContainers(t, e)
 }

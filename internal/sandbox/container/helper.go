@@ -4,7 +4,6 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,38 +99,28 @@ func helper(args []string) int {
 	return 2
 }
 
-// OutputEnv, when set in an exec's environment to "HOST:PORT TOKEN", has
-// the helper connect there, send the token and a newline, and give the
-// connection to the process as its stdout and stderr: its output then
-// reaches lambdabox directly, not through the engine. Without it, or when
-// the connection fails, the output goes through the engine.
+// OutputEnv, when set in an exec's environment to a token, has the helper
+// fetch the process's output file from lambdabox (see outputs) and give
+// it to the process as its stdout and stderr. Without it, or when that
+// fails, the output goes through the engine's exec streams.
 const OutputEnv = "LAMBDABOX_CONTAINER_OUTPUT"
 
-// directOutput connects to OutputEnv's listener, and returns the
-// environment without it and the connection, or nil.
+// directOutput fetches the output file that OutputEnv names, and returns
+// the environment without it and the file, or nil.
 func directOutput() ([]string, *os.File) {
 	var env []string
-	var target string
+	var token string
 	for _, kv := range os.Environ() {
 		if v, ok := strings.CutPrefix(kv, OutputEnv+"="); ok {
-			target = v
+			token = v
 			continue
 		}
 		env = append(env, kv)
 	}
-	addr, token, ok := strings.Cut(target, " ")
-	if !ok {
+	if token == "" {
 		return env, nil
 	}
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return env, nil
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte(token + "\n")); err != nil {
-		return env, nil
-	}
-	f, err := c.(*net.TCPConn).File() // a blocking duplicate, for the process
+	f, err := fetchOutput(token)
 	if err != nil {
 		return env, nil
 	}
