@@ -21,6 +21,8 @@ targets=(
 	"./internal/invoke/ FuzzClientContext 100000"
 	"./internal/httpfront/ FuzzRequestToEvent 50000"
 	"./internal/httpfront/ FuzzResultToResponse 100000"
+	"./internal/sandbox/container/ FuzzParseOwner 100000"
+	"./internal/sandbox/container/ FuzzParseMemcg 50000"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name execs <<<"$t"

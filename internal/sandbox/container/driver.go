@@ -68,9 +68,10 @@ type Driver struct {
 	fn  Function
 	log *slog.Logger
 
-	imgOnce sync.Once
-	img     imageConfig
-	imgErr  error
+	imgMu  sync.Mutex
+	imgOK  bool
+	img    imageConfig
+	imgErr error // ErrImageNotFound, once seen
 
 	mu        sync.Mutex
 	spare     *keeper // a started container, waiting for an environment
@@ -127,27 +128,24 @@ type imageConfig struct {
 }
 
 func (d *Driver) image(ctx context.Context) (imageConfig, error) {
-	d.imgOnce.Do(func() {
-		res, err := d.e.cli.ImageInspect(ctx, d.fn.Image)
-		if err != nil {
-			if isNotFound(err) {
-				err = fmt.Errorf("%w: %s", ErrImageNotFound, d.fn.Image)
-			} else {
-				err = fmt.Errorf("inspecting image %s: %w", d.fn.Image, err)
-			}
-			d.imgErr = err
-			return
-		}
-		if c := res.Config; c != nil {
-			d.img = imageConfig{entrypoint: c.Entrypoint, cmd: c.Cmd, workdir: c.WorkingDir}
-		}
-	})
-	if d.imgErr != nil && !errors.Is(d.imgErr, ErrImageNotFound) {
-		err := d.imgErr
-		d.imgOnce = sync.Once{} // a transient failure is tried again
-		return imageConfig{}, err
+	d.imgMu.Lock()
+	defer d.imgMu.Unlock()
+	if d.imgOK || d.imgErr != nil {
+		return d.img, d.imgErr
 	}
-	return d.img, d.imgErr
+	res, err := d.e.cli.ImageInspect(ctx, d.fn.Image)
+	if err != nil {
+		if isNotFound(err) {
+			d.imgErr = fmt.Errorf("%w: %s", ErrImageNotFound, d.fn.Image)
+			return imageConfig{}, d.imgErr
+		}
+		return imageConfig{}, fmt.Errorf("inspecting image %s: %w", d.fn.Image, err) // tried again next time
+	}
+	if c := res.Config; c != nil {
+		d.img = imageConfig{entrypoint: c.Entrypoint, cmd: c.Cmd, workdir: c.WorkingDir}
+	}
+	d.imgOK = true
+	return d.img, nil
 }
 
 // inContainer returns where the container sees host path p: under the
@@ -214,9 +212,6 @@ func (d *Driver) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Env, err
 		return nil, &sandbox.EntrypointError{Err: fmt.Errorf("%s: no such executable file in image %s", cmd[0], d.fn.Image)}
 	}
 	e := &env{k: k, d: d, done: make(chan struct{}), workdir: d.inContainer(spec.Dir)}
-	if e.workdir == "" {
-		e.workdir = d.img.workdir
-	}
 	if spec.Found != nil && len(k.exts) > 0 {
 		spec.Found(k.exts)
 	}
