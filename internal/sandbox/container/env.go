@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -220,7 +219,6 @@ type proc struct {
 	exit     sandbox.ExitStatus
 	pidKnown chan struct{}
 	pid      int // in the container's pid namespace, once pidKnown
-	stopping atomic.Bool
 }
 
 var _ sandbox.Proc = (*proc)(nil)
