@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,10 +28,11 @@ import (
 
 // testImage is the image the tests run: the host's /bin/sh and its
 // libraries, and the fake runtime at fakePath.
-const (
-	testImage = "localhost/lambdabox-container-test:latest"
-	fakePath  = "/lambdabox/fake"
-)
+const fakePath = "/lambdabox/fake"
+
+// testImage is tagged with the test process's pid: test runs of the
+// package may overlap (go test -race beside go test).
+var testImage = "localhost/lambdabox-container-test:" + strconv.Itoa(os.Getpid())
 
 // tmpRoot is the tests' TMPDIR, bound into the containers at the same
 // path, so that a test's temporary directories are the container's too.

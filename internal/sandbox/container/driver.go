@@ -237,6 +237,22 @@ func (d *Driver) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Env, err
 	return e, nil
 }
 
+// Prepare creates and starts, in the background, the container of the
+// next environment that spec describes, so that its Start skips that
+// (Start does it after each environment on its own). Errors are left for
+// that Start to meet.
+func (d *Driver) Prepare(spec sandbox.Spec) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd, err := d.command(ctx, spec)
+		if err != nil {
+			return
+		}
+		d.prepare(keeperKey{memory: spec.MemoryLimit, extDir: d.inContainer(spec.ExtensionsDir), probe: cmd[0]})
+	}()
+}
+
 // takeKeeper returns the prepared container when it fits key, or a new
 // one.
 func (d *Driver) takeKeeper(ctx context.Context, key keeperKey) (*keeper, error) {

@@ -401,3 +401,30 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 		}
 	}
 }
+
+// TestPrepare: a prepared container is the next environment's, and the
+// driver prepares another while that one runs.
+func TestPrepare(t *testing.T) {
+	e := connect(t)
+	d := e.Driver(testFunction())
+	spec := sandbox.Spec{Path: fakePath, Env: []string{sandboxtest.FakeKey + "=runtime", "AWS_LAMBDA_RUNTIME_API=127.0.0.1:1"}, MemoryLimit: 256 << 20}
+	spare := func() *keeper {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.spare
+	}
+	d.Prepare(spec)
+	waitFor(t, 20*time.Second, "a prepared container", func() bool { return spare() != nil })
+	prepared := spare()
+	started, err := d.Start(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := started.(*env).k; got != prepared {
+		t.Errorf("Start used container %s, not the prepared %s", shortID(got.id), shortID(prepared.id))
+	}
+	waitFor(t, 20*time.Second, "the next prepared container", func() bool { k := spare(); return k != nil && k != prepared })
+	<-started.Done() // the fake runtime cannot reach 127.0.0.1:1, and exits
+	_ = d.Close(context.Background())
+	assertNoContainers(t, e)
+}
