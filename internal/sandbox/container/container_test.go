@@ -40,7 +40,7 @@ var tmpRoot string
 
 func TestMain(m *testing.M) {
 	if os.Getenv(ownerHelper) != "" {
-		helperBin = os.Getenv(ownerHelper)
+		helperBin, testImage, _ = strings.Cut(os.Getenv(ownerHelper), " ")
 		runOwner()
 		return
 	}

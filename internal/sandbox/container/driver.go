@@ -207,6 +207,7 @@ func (d *Driver) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Env, err
 		return nil, err
 	}
 	go d.prepare(key)
+	go k.memcg()
 	if k.noexec {
 		k.remove()
 		return nil, &sandbox.EntrypointError{Err: fmt.Errorf("%s: no such executable file in image %s", cmd[0], d.fn.Image)}
@@ -316,7 +317,9 @@ type keeper struct {
 	exited chan struct{}           // closed when the keeper's output ends
 	exts   []string
 	noexec bool
-	mem    memcg
+
+	memOnce sync.Once
+	mem     memcg // found on first use, off the cold start's path
 
 	removeOnce sync.Once
 	removeErr  error
@@ -424,15 +427,26 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 	if !ready {
 		return nil, fmt.Errorf("container %s of %s exited at start", shortID(k.id), d.fn.Image)
 	}
-	insp, err := d.e.cli.ContainerInspect(ctx, k.id, client.ContainerInspectOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("inspecting container %s: %w", shortID(k.id), err)
-	}
-	if st := insp.Container.State; st != nil && st.Pid > 0 {
-		k.mem = findMemcg(st.Pid)
-	}
 	ok = true
 	return k, nil
+}
+
+// memcg returns the container's memory cgroup, found through its first
+// process's host pid.
+func (k *keeper) memcg() memcg {
+	k.memOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		insp, err := k.d.e.cli.ContainerInspect(ctx, k.id, client.ContainerInspectOptions{})
+		if err != nil {
+			k.d.log.Debug("inspecting a container for its cgroup", "container", shortID(k.id), "error", err)
+			return
+		}
+		if st := insp.Container.State; st != nil && st.Pid > 0 {
+			k.mem = findMemcg(st.Pid)
+		}
+	})
+	return k.mem
 }
 
 // alive reports whether the keeper still runs.

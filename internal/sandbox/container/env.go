@@ -76,7 +76,7 @@ func (e *env) wait() {
 
 // settle takes the container's last memory figures and removes it.
 func (e *env) settle() {
-	peak, oom, err := e.k.mem.read()
+	peak, oom, err := e.k.memcg().read()
 	e.memMu.Lock()
 	if err == nil {
 		e.peak, e.oom = peak, oom
@@ -128,12 +128,12 @@ func (e *env) MaxMemory() (uint64, error) {
 	e.memMu.Lock()
 	defer e.memMu.Unlock()
 	if e.final {
-		if e.k.mem.dir == "" {
+		if e.k.memcg().dir == "" {
 			return 0, errNoMemcg
 		}
 		return e.peak, nil
 	}
-	peak, _, err := e.k.mem.read()
+	peak, _, err := e.k.memcg().read()
 	return peak, err
 }
 
@@ -145,7 +145,7 @@ func (e *env) OutOfMemory() bool {
 	if e.final {
 		return e.oom
 	}
-	_, oom, _ := e.k.mem.read()
+	_, oom, _ := e.k.memcg().read()
 	return oom
 }
 

@@ -276,7 +276,7 @@ func runOwner() {
 func TestOwnerKilled(t *testing.T) {
 	e := connect(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), ownerHelper+"="+helperBin)
+	cmd.Env = append(os.Environ(), ownerHelper+"="+helperBin+" "+testImage)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
