@@ -2,23 +2,31 @@
 // function's image, through the Docker Engine API that Docker and Podman
 // (`podman system service`) serve.
 //
-// Each environment is one container. Its first process is a keeper (the
-// helper, a static lambdabox bound in read-only, so that images need no
-// shell) that reports the extensions it finds and then waits on its
-// standard input; the extensions and the runtime are processes started in
-// it with the exec API, so each has its own output streams and exit
-// status, and the runtime starts only once Spec.BeforeRuntime has let it. The container uses the host's network:
-// AWS_LAMBDA_RUNTIME_API=127.0.0.1:port reaches lambdabox as it does for
-// the process driver. As on Lambda, the root file system is read-only,
-// /tmp is a tmpfs, the processes run as a non-root user, and memory is
-// limited to Spec.MemoryLimit with swap off.
+// Each environment is one container. Its first process is lambdabox's
+// helper (a static lambdabox bound in read-only at HelperPath, so that
+// images need no shell): it reports the extensions it finds and whether
+// the bootstrap can be executed, then waits on its standard input. The
+// extensions and the runtime are started in the container with the exec
+// API, each through the helper, which fetches the process's output file
+// from lambdabox over a Unix socket bound into the container (SCM_RIGHTS)
+// and then becomes the process: the process writes to the environment's
+// log pipe as a host process does, and the engine relays nothing but its
+// exit. The runtime starts only once Spec.BeforeRuntime has let it.
+//
+// The container uses the host's network: AWS_LAMBDA_RUNTIME_API=
+// 127.0.0.1:port reaches lambdabox as it does for the process driver. As
+// on Lambda, the root file system is read-only, /tmp is a tmpfs, the
+// processes run as a non-root user, and memory is limited to
+// Spec.MemoryLimit with swap off; the container's memory cgroup gives
+// the peak and tells an OOM kill.
 //
 // Containers are labelled with their owner (dev.lambdabox.owner: host,
 // boot, pid and start time of the lambdabox that made them) and removed
 // when their environment ends, when the Engine closes, or, once their
-// owner has died, by the next Connect. The keeper's standard input is
-// held by the owner: if the owner dies, the keeper reads end-of-file and
-// the container exits, and the engine removes it (AutoRemove).
+// owner has died, by the next Connect. The owner holds the helper's
+// standard input: if the owner or the engine's service dies, the helper
+// reads end-of-file, the container exits, and the engine removes it
+// (AutoRemove).
 package container
 
 import (
