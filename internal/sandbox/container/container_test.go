@@ -221,7 +221,6 @@ func TestConformance(t *testing.T) {
 		LimitsMemory: true,
 		Skip: map[string]string{
 			"EscapedChildren":  "the pids of a container's processes are not the host's; the container's removal ends them all",
-			"InvalidExtension": "an extension that cannot be executed is seen when it exits (status 126 or 2), not by Start",
 		},
 	})
 	assertNoContainers(t, e)

@@ -231,6 +231,10 @@ func (d *Driver) Start(ctx context.Context, spec sandbox.Spec) (sandbox.Env, err
 	rt, err := e.exec(ctx, spec, sandbox.Process{Kind: sandbox.KindFunction}, cmd)
 	if err != nil {
 		e.abort()
+		var xe *execError
+		if errors.As(err, &xe) {
+			return nil, &sandbox.EntrypointError{Err: err}
+		}
 		return nil, fmt.Errorf("starting the runtime: %w", err)
 	}
 	e.rt = rt

@@ -174,10 +174,13 @@ func (e *env) exec(ctx context.Context, spec sandbox.Spec, which sandbox.Process
 	}
 	direct, _ := out.(*os.File)
 	var token string
-	var sent <-chan bool
+	var result <-chan handed
 	cancel := func() {}
+	closeOut := sync.OnceFunc(func() { out.Close() })
 	if direct != nil {
-		token, sent, cancel = e.d.e.out.expect(direct)
+		var closeFile func()
+		token, result, cancel, closeFile = e.d.e.out.expect(direct)
+		closeOut = sync.OnceFunc(closeFile)
 	}
 	env := spec.Env[:len(spec.Env):len(spec.Env)]
 	if token != "" {
@@ -193,19 +196,56 @@ func (e *env) exec(ctx context.Context, spec sandbox.Spec, which sandbox.Process
 	})
 	if err != nil {
 		cancel()
-		out.Close()
+		closeOut()
 		return nil, fmt.Errorf("creating the process %s in container %s: %w", argv[0], shortID(e.k.id), err)
 	}
 	att, err := e.d.e.cli.ExecAttach(ctx, x.ID, client.ExecAttachOptions{})
 	if err != nil {
 		cancel()
-		out.Close()
+		closeOut()
 		return nil, fmt.Errorf("starting the process %s in container %s: %w", argv[0], shortID(e.k.id), err)
 	}
 	p := &proc{k: e.k, execID: x.ID, done: make(chan struct{}), pidKnown: make(chan struct{})}
-	go p.copy(att.HijackedResponse, out, sent, cancel)
-	return p, nil
+	p.closeOut = closeOut
+	go p.copy(att.HijackedResponse, out)
+	if result == nil {
+		return p, nil
+	}
+	// Wait until the helper has executed the process, or could not, or
+	// went on without the file (the socket is out of its reach).
+	pidKnown, done := p.pidKnown, p.done
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case r := <-result:
+			if r.execErr != "" {
+				<-p.done
+				return nil, &execError{msg: r.execErr}
+			}
+			if r.sent {
+				p.closeOut() // the process has its copy, as under the process driver
+			}
+			return p, nil
+		case <-pidKnown:
+			if !p.direct {
+				cancel()
+				return p, nil
+			}
+			pidKnown = nil
+		case <-done:
+			// It ended at once: the report, if any, is on its way.
+			done, timeout = nil, time.After(time.Second)
+		case <-timeout:
+			cancel()
+			return p, nil
+		}
+	}
 }
+
+// execError is the helper's report that it could not execute a process.
+type execError struct{ msg string }
+
+func (e *execError) Error() string { return e.msg }
 
 type nopCloser struct{ io.Writer }
 
@@ -218,42 +258,26 @@ type proc struct {
 	done     chan struct{}
 	exit     sandbox.ExitStatus
 	pidKnown chan struct{}
-	pid      int // in the container's pid namespace, once pidKnown
+	pid      int  // in the container's pid namespace, once pidKnown
+	direct   bool // the helper fetched the output file; once pidKnown
+	closeOut func()
 }
 
 var _ sandbox.Proc = (*proc)(nil)
 
-// copy forwards the process's output from the exec's streams until it
-// ends, and then records how it ended. When the helper has fetched the
-// output file itself (sent), the process writes there, and only the pid
-// line comes on the streams: our copy of the file is closed once the
-// process has started, as the process driver does.
-func (p *proc) copy(att client.HijackedResponse, out io.WriteCloser, sent <-chan bool, cancel func()) {
+// copy forwards the exec's streams to the process's output until they
+// end, with the process, and then records how it ended. When the helper
+// fetched the output file itself, only its pid line comes this way.
+func (p *proc) copy(att client.HijackedResponse, out io.Writer) {
 	defer close(p.done)
-	var once sync.Once
-	closeOut := func() { once.Do(func() { out.Close() }) }
 	w := lenient{out}
 	errw := &pidWriter{w: w, p: p}
-	go func() {
-		<-p.pidKnown // the helper fetches the file before it writes its pid
-		cancel()
-		if sent == nil {
-			return
-		}
-		select {
-		case ok := <-sent:
-			if ok {
-				closeOut()
-			}
-		case <-time.After(time.Second):
-		}
-	}()
 	_, _ = stdcopy.StdCopy(w, errw, att.Reader)
 	att.Close()
 	if !errw.seen {
 		close(p.pidKnown)
 	}
-	closeOut()
+	p.closeOut()
 	p.exit = p.status()
 }
 
@@ -360,8 +384,9 @@ func (w *pidWriter) Write(b []byte) (int, error) {
 		}
 		return n, nil
 	}
-	pid, _, _ := strings.Cut(string(w.buf[:i]), " ")
+	pid, flag, _ := strings.Cut(string(w.buf[:i]), " ")
 	w.p.pid, _ = strconv.Atoi(pid)
+	w.p.direct = flag == "direct"
 	w.seen = true
 	close(w.p.pidKnown)
 	if rest := w.buf[i+1:]; len(rest) > 0 {

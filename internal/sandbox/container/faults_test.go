@@ -428,3 +428,29 @@ func TestPrepare(t *testing.T) {
 	_ = d.Close(context.Background())
 	assertNoContainers(t, e)
 }
+
+// TestBootstrapCannotExecute: a bootstrap that is there and executable
+// but not a program the kernel runs is Runtime.InvalidEntrypoint.
+func TestBootstrapCannotExecute(t *testing.T) {
+	e := connect(t)
+	dir := t.TempDir()
+	_ = os.Chmod(dir, 0o755)
+	_ = os.Chmod(filepath.Dir(dir), 0o755)
+	boot := filepath.Join(dir, "bootstrap")
+	if err := os.WriteFile(boot, []byte("\x7fELF garbage"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := e.Driver(testFunction())
+	c := fakeFunction()
+	c.Command = []string{boot}
+	env, out := newEnvironment(t, d, c)
+	res := invoke(env, `"x"`)
+	if !res.Error || res.ErrorType != "Runtime.InvalidEntrypoint" || !strings.Contains(string(res.Payload), "exec format error") {
+		t.Errorf("invoke = %v %s %s; want Runtime.InvalidEntrypoint, exec format error\n%s", res.Error, res.ErrorType, res.Payload, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = env.Close(ctx)
+	_ = d.Close(ctx)
+	assertNoContainers(t, e)
+}

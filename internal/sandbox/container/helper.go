@@ -67,7 +67,7 @@ func helper(args []string) int {
 		if len(args) < 2 {
 			return 2
 		}
-		env, direct := directOutput()
+		env, direct, report := directOutput()
 		if direct != nil {
 			fmt.Fprintln(os.Stderr, os.Getpid(), "direct")
 			_ = unix.Dup2(int(direct.Fd()), 1)
@@ -78,9 +78,14 @@ func helper(args []string) int {
 		}
 		path, err := lookPath(args[1])
 		if err == nil {
+			// report closes on exec: lambdabox reads end-of-file.
 			err = syscall.Exec(path, args[1:], env)
 		}
-		fmt.Fprintln(os.Stderr, "exec "+args[1]+": "+err.Error())
+		msg := "exec " + args[1] + ": " + err.Error()
+		if report != nil {
+			_, _ = report.Write([]byte(msg))
+		}
+		fmt.Fprintln(os.Stderr, msg)
 		return 127
 	case "kill":
 		if len(args) != 3 {
@@ -106,8 +111,9 @@ func helper(args []string) int {
 const OutputEnv = "LAMBDABOX_CONTAINER_OUTPUT"
 
 // directOutput fetches the output file that OutputEnv names, and returns
-// the environment without it and the file, or nil.
-func directOutput() ([]string, *os.File) {
+// the environment without it, the file, and the connection to report an
+// exec failure on (it closes on exec); or nils.
+func directOutput() ([]string, *os.File, io.Writer) {
 	var env []string
 	var token string
 	for _, kv := range os.Environ() {
@@ -118,13 +124,13 @@ func directOutput() ([]string, *os.File) {
 		env = append(env, kv)
 	}
 	if token == "" {
-		return env, nil
+		return env, nil, nil
 	}
-	f, err := fetchOutput(token)
+	f, c, err := fetchOutput(token)
 	if err != nil {
-		return env, nil
+		return env, nil, nil
 	}
-	return env, f
+	return env, f, c
 }
 
 // executables lists the executable files in dir, in name order, as

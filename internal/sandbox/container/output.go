@@ -32,8 +32,39 @@ type outputs struct {
 
 // handoff is one process's output file, waiting for its helper.
 type handoff struct {
-	f    *os.File
-	done chan bool // true once sent
+	done chan handed
+
+	mu     sync.Mutex // held while the file is sent, and to close it
+	f      *os.File
+	closed bool
+}
+
+// close closes the file, once it is not being sent.
+func (h *handoff) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closed {
+		h.closed = true
+		h.f.Close()
+	}
+}
+
+// send sends the file on c.
+func (h *handoff) send(c *net.UnixConn) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return os.ErrClosed
+	}
+	_, _, err := c.WriteMsgUnix([]byte{'f'}, unix.UnixRights(int(h.f.Fd())), nil)
+	return err
+}
+
+// handed is how a handoff went: sent, the helper has the file; execErr,
+// when not empty, is why the helper then failed to execute the process.
+type handed struct {
+	sent    bool
+	execErr string
 }
 
 // OutputDir is where the output socket's directory is bound in the
@@ -88,20 +119,25 @@ func (o *outputs) hello(c *net.UnixConn) {
 	if !ok {
 		return
 	}
-	_, _, err := c.WriteMsgUnix([]byte{'f'}, unix.UnixRights(int(h.f.Fd())), nil)
-	if err == nil {
-		o.handed.Add(1)
+	if err := h.send(c); err != nil {
+		h.done <- handed{}
+		return
 	}
-	h.done <- err == nil
+	o.handed.Add(1)
+	// The connection closes when the helper executes the process, or
+	// carries why it could not.
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	msg, _ := io.ReadAll(io.LimitReader(c, 4096))
+	h.done <- handed{sent: true, execErr: string(msg)}
 }
 
 // expect registers f for a helper to fetch with the token it returns;
-// cancel stops waiting.
-func (o *outputs) expect(f *os.File) (token string, sent <-chan bool, cancel func()) {
+// cancel stops waiting, and closeFile closes f (not while it is sent).
+func (o *outputs) expect(f *os.File) (token string, result <-chan handed, cancel, closeFile func()) {
 	b := make([]byte, tokenLen/2)
 	_, _ = rand.Read(b)
 	token = hex.EncodeToString(b)
-	h := &handoff{f: f, done: make(chan bool, 1)}
+	h := &handoff{f: f, done: make(chan handed, 1)}
 	o.mu.Lock()
 	o.waiting[token] = h
 	o.mu.Unlock()
@@ -109,7 +145,7 @@ func (o *outputs) expect(f *os.File) (token string, sent <-chan bool, cancel fun
 		o.mu.Lock()
 		delete(o.waiting, token)
 		o.mu.Unlock()
-	}
+	}, h.close
 }
 
 func (o *outputs) close() error {
@@ -121,14 +157,24 @@ func (o *outputs) close() error {
 const tokenLen = 32 // hex digits
 
 // fetchOutput is the helper's side: it connects to the socket in
-// OutputDir, sends token, and returns the file it receives.
-func fetchOutput(token string) (*os.File, error) {
+// OutputDir, sends token, and returns the file it receives, and the
+// connection, left open (it closes on exec).
+func fetchOutput(token string) (*os.File, *net.UnixConn, error) {
 	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: OutputDir + "/sock", Net: "unix"})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer c.Close()
+	f, err := receiveFile(c, token)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return f, c, nil
+}
+
+func receiveFile(c *net.UnixConn, token string) (*os.File, error) {
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetDeadline(time.Time{})
 	if _, err := c.Write([]byte(token + "\n")); err != nil {
 		return nil, err
 	}
