@@ -220,7 +220,7 @@ func TestConformance(t *testing.T) {
 		Processes:    true,
 		LimitsMemory: true,
 		Skip: map[string]string{
-			"EscapedChildren":  "the pids of a container's processes are not the host's; the container's removal ends them all",
+			"EscapedChildren": "the pids of a container's processes are not the host's; the container's removal ends them all",
 		},
 	})
 	assertNoContainers(t, e)
