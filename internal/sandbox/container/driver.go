@@ -370,6 +370,7 @@ func (d *Driver) newKeeper(ctx context.Context, key keeperKey) (*keeper, error) 
 	if d.e.podman {
 		hc.Runtime = "runc" // crun fails on hybrid cgroups
 	}
+
 	cfg := &container.Config{
 		Image:        d.fn.Image,
 		Entrypoint:   []string{HelperPath, "keeper", key.extDir, key.probe},

@@ -133,8 +133,7 @@ func (e *env) MaxMemory() (uint64, error) {
 		}
 		return e.peak, nil
 	}
-	peak, _, err := e.k.memcg().read()
-	return peak, err
+	return e.k.memcg().peak()
 }
 
 // OutOfMemory implements sandbox.OOMReporter: whether the kernel killed
@@ -145,8 +144,7 @@ func (e *env) OutOfMemory() bool {
 	if e.final {
 		return e.oom
 	}
-	_, oom, _ := e.k.memcg().read()
-	return oom
+	return e.k.memcg().oom()
 }
 
 // run runs the helper in the container with args, as the function's

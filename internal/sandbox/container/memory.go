@@ -62,25 +62,39 @@ func parseMemcg(b []byte, root string) memcg {
 // read returns the cgroup's peak usage and whether the kernel OOM-killed
 // a process in it.
 func (m memcg) read() (peak uint64, oom bool, err error) {
+	if peak, err = m.peak(); err != nil {
+		return 0, false, err
+	}
+	return peak, m.oom(), nil
+}
+
+// peak returns the cgroup's peak usage.
+func (m memcg) peak() (uint64, error) {
 	if m.dir == "" {
-		return 0, false, errNoMemcg
+		return 0, errNoMemcg
 	}
-	peakFile, eventsFile, key := "memory.max_usage_in_bytes", "memory.oom_control", "oom_kill"
+	file := "memory.max_usage_in_bytes"
 	if m.v2 {
-		peakFile, eventsFile = "memory.peak", "memory.events"
+		file = "memory.peak"
 	}
-	b, err := os.ReadFile(filepath.Join(m.dir, peakFile))
+	b, err := os.ReadFile(filepath.Join(m.dir, file))
 	if err != nil {
-		return 0, false, err
+		return 0, err
 	}
-	peak, err = strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
-	if err != nil {
-		return 0, false, err
+	return strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
+}
+
+// oom reports whether the kernel OOM-killed a process in the cgroup.
+func (m memcg) oom() bool {
+	if m.dir == "" {
+		return false
 	}
-	if ev, err := os.ReadFile(filepath.Join(m.dir, eventsFile)); err == nil {
-		oom = counter(ev, key) > 0
+	file := "memory.oom_control"
+	if m.v2 {
+		file = "memory.events"
 	}
-	return peak, oom, nil
+	ev, err := os.ReadFile(filepath.Join(m.dir, file))
+	return err == nil && counter(ev, "oom_kill") > 0
 }
 
 // counter returns the value of "key N" in a cgroup's flat keyed file.
