@@ -23,6 +23,8 @@ targets=(
 	"./internal/httpfront/ FuzzResultToResponse 100000"
 	"./internal/template/ FuzzParse 50000"
 	"./internal/controlplane/ FuzzRequests 50000"
+	"./internal/sandbox/container/ FuzzParseOwner 100000"
+	"./internal/sandbox/container/ FuzzParseMemcg 50000"
 )
 for t in "${targets[@]}"; do
 	read -r pkg name execs <<<"$t"

@@ -13,10 +13,12 @@ import (
 	// rie: the tests of this package name their running emulator "emulator".
 	rie "github.com/lambdabox/lambdabox/internal/emulator"
 	"github.com/lambdabox/lambdabox/internal/entrypoint"
+	"github.com/lambdabox/lambdabox/internal/sandbox/container"
 )
 
 func main() {
-	if filepath.Base(os.Args[0]) == "lambda-entrypoint.sh" {
+	container.RunHelper() // as a container's first process (sandbox/container)
+	if filepath.Base(os.Args[0]) == "lambda-entrypoint.sh" { // base images: /lambda-entrypoint.sh links here
 		os.Exit(entrypoint.Main(os.Args[1:], os.Stderr))
 	}
 	ctx, stop := rie.ShutdownSignals(context.Background())

@@ -44,6 +44,10 @@ type Harness struct {
 	// killed, says so (sandbox.OOMReporter), and reports a peak at most the
 	// limit.
 	LimitsMemory bool
+	// Skip names the subtests the driver does not run, each with the
+	// reason, such as "EscapedChildren" for a driver whose processes'
+	// pids are not the host's.
+	Skip map[string]string
 }
 
 // Conformance runs the suite every sandbox driver passes: an environment
@@ -54,6 +58,14 @@ type Harness struct {
 // everything, politely and then by force; and an invalid entrypoint is a
 // Start error.
 func Conformance(t *testing.T, h Harness) {
+	run := func(name string, f func(t *testing.T)) {
+		t.Run(name, func(t *testing.T) {
+			if why, ok := h.Skip[name]; ok {
+				t.Skip(why)
+			}
+			f(t)
+		})
+	}
 	if h.Extension == nil {
 		h.Extension = func(t *testing.T, path string) {
 			t.Helper()
@@ -66,7 +78,7 @@ func Conformance(t *testing.T, h Harness) {
 			}
 		}
 	}
-	t.Run("Invoke", func(t *testing.T) {
+	run("Invoke", func(t *testing.T) {
 		c := newCase(t, h)
 		env := c.start(t, nil)
 		if got := c.invoke(t, `"hello"`); got != `"hello"` {
@@ -83,7 +95,7 @@ func Conformance(t *testing.T, h Harness) {
 		}
 		c.stop(t, env, 5*time.Second)
 	})
-	t.Run("Extensions", func(t *testing.T) {
+	run("Extensions", func(t *testing.T) {
 		c := newCase(t, h)
 		for _, n := range []string{"b-ext", "a-ext"} {
 			h.Extension(t, filepath.Join(c.extDir, n))
@@ -132,7 +144,7 @@ func Conformance(t *testing.T, h Harness) {
 		c.waitLine(t, sandbox.Process{Kind: sandbox.KindFunction}, "runtime started")
 		c.stop(t, env, 5*time.Second)
 	})
-	t.Run("BeforeRuntimeDeclines", func(t *testing.T) {
+	run("BeforeRuntimeDeclines", func(t *testing.T) {
 		c := newCase(t, h)
 		h.Extension(t, filepath.Join(c.extDir, "ext"))
 		env := c.start(t, func(s *sandbox.Spec) {
@@ -146,7 +158,7 @@ func Conformance(t *testing.T, h Harness) {
 			t.Error("a runtime asked for an invoke")
 		}
 	})
-	t.Run("ExtensionCrash", func(t *testing.T) {
+	run("ExtensionCrash", func(t *testing.T) {
 		c := newCase(t, h)
 		h.Extension(t, filepath.Join(c.extDir, "crash-ext"))
 		env := c.start(t, nil)
@@ -166,7 +178,7 @@ func Conformance(t *testing.T, h Harness) {
 		}
 		c.stop(t, env, 5*time.Second)
 	})
-	t.Run("RuntimeCrash", func(t *testing.T) {
+	run("RuntimeCrash", func(t *testing.T) {
 		c := newCase(t, h)
 		env := c.start(t, nil)
 		c.send(`"crash"`)
@@ -177,7 +189,7 @@ func Conformance(t *testing.T, h Harness) {
 		waitClosed(t, env.Done(), "the environment's Done")
 		c.stop(t, env, time.Second)
 	})
-	t.Run("StopGraceful", func(t *testing.T) {
+	run("StopGraceful", func(t *testing.T) {
 		c := newCase(t, h)
 		h.Extension(t, filepath.Join(c.extDir, "ext"))
 		env := c.start(t, nil)
@@ -192,7 +204,7 @@ func Conformance(t *testing.T, h Harness) {
 			}
 		}
 	})
-	t.Run("StopRuntimeAlone", func(t *testing.T) {
+	run("StopRuntimeAlone", func(t *testing.T) {
 		c := newCase(t, h)
 		h.Extension(t, filepath.Join(c.extDir, "ext"))
 		env := c.start(t, nil)
@@ -207,7 +219,7 @@ func Conformance(t *testing.T, h Harness) {
 		}
 		c.stop(t, env, 5*time.Second)
 	})
-	t.Run("InvalidEntrypoint", func(t *testing.T) {
+	run("InvalidEntrypoint", func(t *testing.T) {
 		if !h.Processes {
 			t.Skip("the driver runs no executables")
 		}
@@ -221,7 +233,7 @@ func Conformance(t *testing.T, h Harness) {
 			}
 		}
 	})
-	t.Run("InvalidExtension", func(t *testing.T) {
+	run("InvalidExtension", func(t *testing.T) {
 		if !h.Processes {
 			t.Skip("the driver runs no executables")
 		}
@@ -236,7 +248,7 @@ func Conformance(t *testing.T, h Harness) {
 			t.Fatalf("Start = %v, %v; want an *ExtensionError for b-garbage", env, err)
 		}
 	})
-	t.Run("OutputFails", func(t *testing.T) {
+	run("OutputFails", func(t *testing.T) {
 		for _, kind := range []sandbox.Kind{sandbox.KindExtension, sandbox.KindFunction} {
 			c := newCase(t, h)
 			h.Extension(t, filepath.Join(c.extDir, "ext"))
@@ -257,7 +269,7 @@ func Conformance(t *testing.T, h Harness) {
 			}
 		}
 	})
-	t.Run("StopHard", func(t *testing.T) {
+	run("StopHard", func(t *testing.T) {
 		if !h.Processes {
 			t.Skip("the driver runs no processes")
 		}
@@ -269,7 +281,7 @@ func Conformance(t *testing.T, h Harness) {
 			t.Errorf("runtime exit = %v, want signal: killed", got)
 		}
 	})
-	t.Run("EscapedChildren", func(t *testing.T) {
+	run("EscapedChildren", func(t *testing.T) {
 		if !h.Processes {
 			t.Skip("the driver runs no processes")
 		}
@@ -288,7 +300,7 @@ func Conformance(t *testing.T, h Harness) {
 			t.Errorf("the escaped child %d outlived Stop", pid)
 		}
 	})
-	t.Run("Memory", func(t *testing.T) {
+	run("Memory", func(t *testing.T) {
 		c := newCase(t, h)
 		env := c.start(t, nil)
 		m, ok := env.(sandbox.MemoryReporter)
@@ -312,7 +324,7 @@ func Conformance(t *testing.T, h Harness) {
 		}
 		c.stop(t, env, 5*time.Second)
 	})
-	t.Run("MemoryLimit", func(t *testing.T) {
+	run("MemoryLimit", func(t *testing.T) {
 		if !h.LimitsMemory {
 			t.Skip("the driver does not limit memory here")
 		}
