@@ -17,7 +17,7 @@ import (
 )
 
 func main() {
-	container.RunHelper() // as a container's first process (sandbox/container)
+	container.RunHelper()                                    // as a container's first process (sandbox/container)
 	if filepath.Base(os.Args[0]) == "lambda-entrypoint.sh" { // base images: /lambda-entrypoint.sh links here
 		os.Exit(entrypoint.Main(os.Args[1:], os.Stderr))
 	}

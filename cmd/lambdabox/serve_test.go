@@ -31,6 +31,12 @@ type server struct {
 // dir, and waits until it has printed its table (everything listens).
 func startServe(t testing.TB, dir string, args ...string) *server {
 	t.Helper()
+	return startServeTimeout(t, 60*time.Second, dir, args...)
+}
+
+// startServeTimeout is startServe waiting up to wait for the table.
+func startServeTimeout(t testing.TB, wait time.Duration, dir string, args ...string) *server {
+	t.Helper()
 	addr, api := freeAddr(t), freeAddr(t)
 	urlPort := freeURLPorts(t)
 	args = append([]string{"serve", "--addr", addr, "--api-address", api,
@@ -50,7 +56,7 @@ func startServe(t testing.TB, dir string, args ...string) *server {
 		e.stop(t)
 		e.checkRace(t)
 	})
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(e.Stderr.String(), "FUNCTION "); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(wait); !strings.Contains(e.Stderr.String(), "FUNCTION "); time.Sleep(20 * time.Millisecond) {
 		select {
 		case <-e.done:
 			t.Fatalf("lambdabox serve exited early\nstdout:\n%s\nstderr:\n%s", e.Stdout, e.Stderr)
@@ -408,5 +414,65 @@ func TestServeControlPlane(t *testing.T) {
 	env := append(os.Environ(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=us-east-1")
 	if r := runTool(t, 90*time.Second, dir, env, awsPath, "--endpoint-url", s.URL, "lambda", "get-function", "--function-name", "cp"); r.err == nil || !strings.Contains(r.stderr, "ResourceNotFoundException") {
 		t.Errorf("get-function after delete: %v %s", r.err, r.stderr)
+	}
+}
+
+// TestServeContainer serves a Go function (built from source) and a Python
+// function on the container driver, in lambdabox's provided and
+// python3.13 base images (from the base image tests' layer cache), through
+// Podman's Docker-compatible API at DOCKER_HOST; at exit no container is
+// left.
+func TestServeContainer(t *testing.T) {
+	if raceBuild() {
+		t.Skip("the container driver binds lambdabox into its containers, which needs a static build; the -race build is not one (the normal run tests it)")
+	}
+	podman := requireTool(t, "podman", "apt-get install -y podman runc (.ci/images.sh)")
+	if os.Getenv("DOCKER_HOST") == "" {
+		t.Skip("no DOCKER_HOST: start Podman's API with podman system service --time=0 unix:///run/lambdabox-podman.sock and export DOCKER_HOST (.ci/run does)")
+	}
+	cache := filepath.Join(t.TempDir(), "cache")
+	if d, err := os.UserCacheDir(); err == nil {
+		cache = filepath.Join(d, "lambdabox-tests") // the base image tests' layers
+	}
+	root, _ := filepath.Abs("../..")
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "py"), 0o755)
+	os.WriteFile(filepath.Join(dir, "py", "app.py"), []byte("import os\ndef handler(event, context):\n    return {'user': os.getuid(), 'task': os.environ['LAMBDA_TASK_ROOT'], 'event': event}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "template.yaml"), []byte(`Resources:
+  GoFn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: `+filepath.Join(root, "examples", "hello-go")+`
+      Handler: bootstrap
+      Runtime: provided.al2023
+  PyFn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: py
+      Handler: app.handler
+      Runtime: python3.13
+      MemorySize: 256
+`), 0o644)
+	s := startServeTimeout(t, 15*time.Minute, dir, "--driver", "container", "--cache", cache, "--emulator", rieBin, "--no-watch")
+	if resp, body := s.invoke(t, "GoFn", `{"name":"box"}`); resp.StatusCode != 200 || !strings.Contains(body, "Hello, box!") {
+		t.Errorf("GoFn: %d %s\nstdout:\n%s", resp.StatusCode, body, s.Stdout)
+	}
+	if resp, body := s.invoke(t, "PyFn", `{"k":1}`); resp.StatusCode != 200 || !strings.Contains(body, `"user": 993`) || !strings.Contains(body, `"task": "/var/task"`) {
+		t.Errorf("PyFn: %d %s\nstdout:\n%s", resp.StatusCode, body, s.Stdout)
+	}
+	if !strings.Contains(s.Stdout.String(), "Memory Size: 256 MB") {
+		t.Errorf("no REPORT of PyFn's 256 MB:\n%s", s.Stdout)
+	}
+	s.stop(t)
+	out, err := exec.Command(podman, "ps", "-a", "--filter", "label=dev.lambdabox.owner", "--format", "{{.ID}} {{.Labels}}").Output()
+	if err != nil {
+		t.Fatalf("podman ps: %v", err)
+	}
+	if left := strings.TrimSpace(string(out)); left != "" {
+		// Containers of other lambdabox processes (tests running beside
+		// this one) may be listed; this serve's own carry its pid.
+		if strings.Contains(left, "/"+strconv.Itoa(s.cmd.Process.Pid)+"/") {
+			t.Errorf("containers left after serve exited:\n%s", left)
+		}
 	}
 }

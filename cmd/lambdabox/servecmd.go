@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,13 +17,17 @@ import (
 	"text/tabwriter"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/lambdabox/lambdabox/internal/build"
 	"github.com/lambdabox/lambdabox/internal/console"
 	"github.com/lambdabox/lambdabox/internal/controlplane"
 	rie "github.com/lambdabox/lambdabox/internal/emulator"
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/launch"
+	"github.com/lambdabox/lambdabox/internal/sandbox"
+	"github.com/lambdabox/lambdabox/internal/sandbox/container"
 	"github.com/lambdabox/lambdabox/internal/sandbox/process"
 	"github.com/lambdabox/lambdabox/internal/service"
 	"github.com/lambdabox/lambdabox/internal/store"
@@ -104,6 +109,7 @@ type serveOptions struct {
 	cacheDir      string
 	shutdownGrace time.Duration
 	stateDir      string
+	emulator      string
 }
 
 func newServeCmd() *cobra.Command {
@@ -130,7 +136,8 @@ func newServeCmd() *cobra.Command {
 	fs.BoolVar(&o.noWatch, "no-watch", false, "do not watch code folders for hot reload")
 	fs.IntVar(&o.urlBasePort, "function-url-base-port", 0, "first port of the function URLs, one per function with FunctionUrlConfig, on 127.0.0.1 (default: the Invoke API's port + 1)")
 	fs.StringVar(&o.nodeRIC, "node-ric", "", "aws-lambda-ric for Node.js functions whose folder has none: its bin, or a folder with node_modules/.bin/aws-lambda-ric")
-	fs.StringVar(&o.cacheDir, "cache", "", "folder of Go builds (default <user cache>/lambdabox/serve)")
+	fs.StringVar(&o.cacheDir, "cache", "", "folder of Go builds and, with --driver container, of the base images' layers (default <user cache>/lambdabox/serve for Go builds and <user cache>/lambdabox for base images, shared with lambdabox build)")
+	fs.StringVar(&o.emulator, "emulator", "", "with --driver container: the static aws-lambda-rie that lambdabox's base images carry (default: built from the lambdabox source tree serve runs in)")
 	fs.StringVar(&o.stateDir, "state-dir", "", "folder of the control plane's database: functions created through the API, their code, versions and aliases (default $XDG_STATE_HOME/lambdabox, else ~/.local/state/lambdabox)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-timeout", service.DefaultShutdownTimeout, "at SIGTERM or SIGINT, grace for the invokes in flight; a second signal ends it")
 	return cmd
@@ -222,7 +229,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 			return fmt.Errorf("--env-vars %s: %w", o.envVars, err)
 		}
 	}
-	l, err := launch.New(launch.Config{
+	lcfg := launch.Config{
 		Driver:    o.driver,
 		Dir:       tpl.Dir,
 		Region:    region,
@@ -235,7 +242,17 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 		BaseEnv:  os.Environ(),
 		CacheDir: o.cacheDir,
 		NodeRIC:  o.nodeRIC,
-	})
+	}
+	if o.driver == launch.Container {
+		eng, err := container.Connect(ctx, container.Config{Log: log})
+		if err != nil {
+			return fmt.Errorf("--driver container: %w", err)
+		}
+		defer func() { err = errors.Join(err, eng.Close(context.Background())) }()
+		log.Info("running functions as containers on " + eng.Kind() + " at " + eng.Host())
+		wireContainers(&lcfg, eng, o.cacheDir, o.emulator)
+	}
+	l, err := launch.New(lcfg)
 	if err != nil {
 		return err
 	}
@@ -370,4 +387,34 @@ func printTable(w io.Writer, svc *service.Service, tpl *template.Template, drive
 	if !noWatch {
 		fmt.Fprintln(w, "watching code folders: saved changes reload their function (--no-watch: off)")
 	}
+}
+
+// wireContainers makes lc run functions as containers on eng: Zip
+// functions in lambdabox's base image of their runtime (built from its
+// recipe, or taken from the layer cache in cacheDir), with their code
+// bound read-only at /var/task and their layer at /opt.
+func wireContainers(lc *launch.Config, eng *container.Engine, cacheDir, emulator string) {
+	lc.Containers = func(_ context.Context, req launch.ContainerRequest) (sandbox.Driver, error) {
+		fn := container.Function{Image: req.Image, Name: req.Name, TmpfsMB: req.EphemeralMB}
+		if req.CodeDir != "" {
+			fn.Mounts = append(fn.Mounts, container.Mount{Source: req.CodeDir, Target: "/var/task", ReadOnly: true})
+		}
+		switch len(req.LayerDirs) {
+		case 0:
+		case 1:
+			fn.Mounts = append(fn.Mounts, container.Mount{Source: req.LayerDirs[0], Target: "/opt", ReadOnly: true})
+		default:
+			return nil, fmt.Errorf("%d layers: the container driver binds one layer folder at /opt; merge them into one", len(req.LayerDirs))
+		}
+		return eng.Driver(fn), nil
+	}
+	lc.HasImage = eng.HasImage
+	lc.LoadImage = func(ctx context.Context, img v1.Image, tag string) error { return eng.LoadImage(ctx, img, tag) }
+	if cacheDir == "" {
+		if d, err := os.UserCacheDir(); err == nil {
+			cacheDir = filepath.Join(d, "lambdabox") // lambdabox build's and base build's
+		}
+	}
+	wd, _ := os.Getwd()
+	lc.Bases = &build.RecipeBases{CacheDir: cacheDir, WorkDir: wd, Emulator: emulator, Log: io.Discard}
 }

@@ -114,9 +114,13 @@ type Config struct {
 	// Containers makes the container driver of one function. Required
 	// for Driver Container.
 	Containers func(ctx context.Context, req ContainerRequest) (sandbox.Driver, error)
-	// BaseImage names the image Zip functions of runtime run in, on the
-	// container driver.
+	// BaseImage, when set, names the image Zip functions of runtime run
+	// in, on the container driver; nil: lambdabox's base for the runtime,
+	// from Bases, loaded with LoadImage unless HasImage says the engine
+	// has it.
 	BaseImage func(runtime string) (string, error)
+	// HasImage reports whether the engine has the image ref.
+	HasImage func(ctx context.Context, ref string) bool
 	// Bases makes lambdabox's base images for image builds (Metadata
 	// DockerContext); LoadImage loads a built image into the engine under
 	// tag.
@@ -138,13 +142,17 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Launcher makes FunctionSpecs. Besides its Config it holds only the
-// Python interpreter Config.Python resolves to, found once.
+// Launcher makes FunctionSpecs. Besides its Config it holds only what it
+// finds once: the Python interpreter Config.Python resolves to, and the
+// base images it loaded.
 type Launcher struct {
 	cfg Config
 
 	pyOnce sync.Once
 	python string
+
+	baseMu sync.Mutex        // serialises base image builds and loads
+	bases  map[string]string // recipe → the loaded base image's reference
 }
 
 // pythonExe is the interpreter Config.Python names, resolved to the file
@@ -388,6 +396,11 @@ func (l *Launcher) goBuild(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("go build cache: %w", err)
 	}
+	// Readable by all: the container driver binds it at /var/task, where
+	// the function runs as a user that is not its owner.
+	if err := os.Chmod(out, 0o755); err != nil {
+		return "", fmt.Errorf("go build cache: %w", err)
+	}
 	bin := filepath.Join(out, "bootstrap")
 	cmd := exec.CommandContext(ctx, l.cfg.Go, "build", "-o", bin, ".")
 	cmd.Dir = dir
@@ -487,16 +500,22 @@ func (l *Launcher) container(ctx context.Context, f template.Function, cfg *func
 			cfg.Command = append(cfg.Command, f.Handler)
 		}
 	} else {
-		if l.cfg.BaseImage == nil {
-			return errors.New("no base images wired for Zip functions on the container driver")
-		}
-		img, err := l.cfg.BaseImage(f.Runtime)
+		img, err := l.baseImage(ctx, f.Runtime)
 		if err != nil {
 			return fmt.Errorf("base image of runtime %q: %w", f.Runtime, err)
 		}
 		req.Image = img
 		if req.CodeDir = l.path(f.CodeURI); req.CodeDir == "" {
 			return errors.New("no local code folder (CodeUri): nothing to run")
+		}
+		if r, _ := build.LookupRuntime(f.Runtime); r.Recipe == "provided" && goSource(req.CodeDir) {
+			if _, err := os.Stat(filepath.Join(req.CodeDir, "bootstrap")); err != nil {
+				bin, err := l.goBuild(ctx, req.CodeDir) // for the image's arch: the host's
+				if err != nil {
+					return err
+				}
+				req.CodeDir = filepath.Dir(bin)
+			}
 		}
 		for _, ly := range f.Layers {
 			req.LayerDirs = append(req.LayerDirs, l.path(ly.ContentURI))

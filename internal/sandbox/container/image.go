@@ -1,0 +1,44 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// HasImage reports whether the engine has the image ref.
+func (e *Engine) HasImage(ctx context.Context, ref string) bool {
+	_, err := e.cli.ImageInspect(ctx, ref)
+	return err == nil
+}
+
+// LoadImage loads img into the engine, tagged ref, through the engine's
+// API (as docker load does), so that drivers can run it.
+func (e *Engine) LoadImage(ctx context.Context, img v1.Image, ref string) error {
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return fmt.Errorf("image reference %q: %w", ref, err)
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(tarball.Write(tag, img, pw)) }()
+	res, err := e.cli.ImageLoad(ctx, pr)
+	if err != nil {
+		pr.CloseWithError(err)
+		return fmt.Errorf("loading image %s: %w", ref, err)
+	}
+	defer res.Close()
+	// The engine answers with its progress; reading it to the end waits
+	// for the load to finish.
+	if _, err := io.Copy(io.Discard, res); err != nil {
+		return fmt.Errorf("loading image %s: %w", ref, err)
+	}
+	pr.Close()
+	if !e.HasImage(ctx, ref) {
+		return fmt.Errorf("loading image %s: the engine does not list it after the load", ref)
+	}
+	return nil
+}
