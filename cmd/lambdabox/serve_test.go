@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -460,10 +461,52 @@ func TestServeContainer(t *testing.T) {
 	if resp, body := s.invoke(t, "PyFn", `{"k":1}`); resp.StatusCode != 200 || !strings.Contains(body, `"user": 993`) || !strings.Contains(body, `"task": "/var/task"`) {
 		t.Errorf("PyFn: %d %s\nstdout:\n%s", resp.StatusCode, body, s.Stdout)
 	}
-	if !strings.Contains(s.Stdout.String(), "Memory Size: 256 MB") {
-		t.Errorf("no REPORT of PyFn's 256 MB:\n%s", s.Stdout)
+	waitFor(t, "the REPORT of PyFn's 256 MB", func() bool { return strings.Contains(s.Stdout.String(), "Memory Size: 256 MB") })
+	s.stop(t)
+	checkNoContainers(t, podman, s)
+
+	// The process driver runs Zip functions as host processes, and an
+	// Image function (built by lambdabox build from its Dockerfile) in a
+	// container beside them.
+	img := filepath.Join(dir, "img")
+	os.Mkdir(img, 0o755)
+	os.WriteFile(filepath.Join(img, "app.py"), []byte("import os\ndef handler(event, context):\n    return {'image': True, 'user': os.getuid()}\n"), 0o644)
+	os.WriteFile(filepath.Join(img, "Dockerfile"), []byte("FROM lambdabox/python3.13\nCOPY app.py ${LAMBDA_TASK_ROOT}/\nCMD [\"app.handler\"]\n"), 0o644)
+	mixed := filepath.Join(dir, "mixed.yaml")
+	os.WriteFile(mixed, []byte(`Resources:
+  PyFn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: py
+      Handler: app.handler
+      Runtime: python3.13
+  ImgFn:
+    Type: AWS::Serverless::Function
+    Properties:
+      PackageType: Image
+    Metadata:
+      DockerContext: img
+      Dockerfile: Dockerfile
+`), 0o644)
+	s = startServeTimeout(t, 15*time.Minute, dir, "-t", mixed, "--cache", cache, "--emulator", rieBin, "--no-watch")
+	if resp, body := s.invoke(t, "ImgFn", `{}`); resp.StatusCode != 200 || !strings.Contains(body, `"image": true`) || !strings.Contains(body, `"user": 993`) {
+		t.Errorf("ImgFn: %d %s\nstdout:\n%s", resp.StatusCode, body, s.Stdout)
+	}
+	if resp, body := s.invoke(t, "PyFn", `{}`); resp.StatusCode != 200 || strings.Contains(body, `"user": 993`) || !strings.Contains(body, `"task": "`+filepath.Join(dir, "py")) {
+		t.Errorf("PyFn on the process driver: %d %s", resp.StatusCode, body)
+	}
+	table := s.Stderr.String()
+	if !regexp.MustCompile(`ImgFn\s+Image\s+container`).MatchString(table) || !regexp.MustCompile(`PyFn\s+python3.13\s+process`).MatchString(table) {
+		t.Errorf("the table does not say which driver runs what:\n%s", table)
 	}
 	s.stop(t)
+	checkNoContainers(t, podman, s)
+}
+
+// checkNoContainers fails t if the engine lists containers of the exited
+// lambdabox s.
+func checkNoContainers(t *testing.T, podman string, s *server) {
+	t.Helper()
 	out, err := exec.Command(podman, "ps", "-a", "--filter", "label=dev.lambdabox.owner", "--format", "{{.ID}} {{.Labels}}").Output()
 	if err != nil {
 		t.Fatalf("podman ps: %v", err)

@@ -243,14 +243,17 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 		CacheDir: o.cacheDir,
 		NodeRIC:  o.nodeRIC,
 	}
-	if o.driver == launch.Container {
-		eng, err := container.Connect(ctx, container.Config{Log: log})
-		if err != nil {
-			return fmt.Errorf("--driver container: %w", err)
-		}
+	// The container driver runs every function with --driver container;
+	// with --driver process, those that need a container (Image, Java,
+	// .NET), when an engine answers.
+	if eng, cerr := container.Connect(ctx, container.Config{Log: log}); cerr == nil {
 		defer func() { err = errors.Join(err, eng.Close(context.Background())) }()
-		log.Info("running functions as containers on " + eng.Kind() + " at " + eng.Host())
+		log.Info("container engine: " + eng.Kind() + " at " + eng.Host())
 		wireContainers(&lcfg, eng, o.cacheDir, o.emulator)
+	} else if o.driver == launch.Container {
+		return fmt.Errorf("--driver container: %w", cerr)
+	} else {
+		log.Debug("no container engine: functions that need one will not start", "error", cerr)
 	}
 	l, err := launch.New(lcfg)
 	if err != nil {
@@ -292,6 +295,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 		output io.Writer
 	}
 	own := map[string]owned{}
+	drivers := map[string]string{} // the functions not on l.Driver()
 	nextPort := o.urlBasePort
 	reload := launch.Reload{Launcher: l, Replace: svc.Replace, Log: log}
 	for _, f := range tpl.Functions {
@@ -306,6 +310,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 		}
 		own[f.Name()] = ow
 		spec.FunctionURL, spec.Output = ow.url, ow.output
+		if spec.Driver != nil {
+			drivers[f.Name()] = launch.Container
+		}
 		if err := svc.Add(ctx, spec); err != nil {
 			return errors.Join(err, svc.Close(ctx))
 		}
@@ -341,7 +348,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 	case err := <-runErr:
 		return err
 	}
-	printTable(stderr, svc, tpl, l.Driver(), o.noWatch)
+	printTable(stderr, svc, tpl, l.Driver(), drivers, o.noWatch)
 	var wg sync.WaitGroup
 	if len(reload.Targets) > 0 {
 		wg.Go(func() {
@@ -357,7 +364,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 }
 
 // printTable says what is served where.
-func printTable(w io.Writer, svc *service.Service, tpl *template.Template, driver string, noWatch bool) {
+func printTable(w io.Writer, svc *service.Service, tpl *template.Template, driver string, drivers map[string]string, noWatch bool) {
 	inv := "http://" + svc.InvokeAddr()
 	fmt.Fprintf(w, "lambdabox serve: %d functions on the %s driver; Invoke API %s/2015-03-31/functions/{name}/invocations\n", len(tpl.Functions), driver, inv)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -378,7 +385,7 @@ func printTable(w io.Writer, svc *service.Service, tpl *template.Template, drive
 		if len(urls) == 0 {
 			urls = []string{"-"}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name(), rt, driver, urls[0])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name(), rt, cmp.Or(drivers[f.Name()], driver), urls[0])
 		for _, u := range urls[1:] {
 			fmt.Fprintf(tw, "\t\t\t%s\n", u)
 		}

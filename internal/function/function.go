@@ -45,7 +45,10 @@ type Config struct {
 	// execution environment serves one tenant only.
 	TenantIsolation bool
 
-	// Command is the bootstrap and its arguments.
+	// Command is the bootstrap and its arguments. An empty bootstrap
+	// (Command[0] == "") runs, on a driver that runs images, the image's
+	// ENTRYPOINT with the arguments that follow, or with its CMD when
+	// none do (as Lambda runs an Image function).
 	Command []string
 	// Dir is the working directory of the runtime; default LAMBDA_TASK_ROOT.
 	Dir string
@@ -127,7 +130,7 @@ func (c Config) Validate() error {
 	if c.PerEnvironmentConcurrency < 0 || c.PerEnvironmentConcurrency > MaxPerEnvironmentConcurrency {
 		errs = append(errs, fmt.Errorf("per-environment concurrency %d: must be between 1 and %d (0: one invoke per environment)", c.PerEnvironmentConcurrency, MaxPerEnvironmentConcurrency))
 	}
-	if len(c.Command) == 0 || c.Command[0] == "" {
+	if len(c.Command) == 0 {
 		errs = append(errs, errors.New("no bootstrap command"))
 	}
 	for _, kv := range c.Env {

@@ -112,7 +112,8 @@ type Config struct {
 	NodeRIC string
 
 	// Containers makes the container driver of one function. Required
-	// for Driver Container.
+	// for Driver Container; with Driver Process, the functions that need
+	// a container (ErrNeedsContainer) run on it when it is set.
 	Containers func(ctx context.Context, req ContainerRequest) (sandbox.Driver, error)
 	// BaseImage, when set, names the image Zip functions of runtime run
 	// in, on the container driver; nil: lambdabox's base for the runtime,
@@ -275,10 +276,14 @@ func (l *Launcher) Spec(ctx context.Context, f template.Function, env map[string
 	}
 	spec.Routes = routes
 	var cerr error
-	if l.cfg.Driver == Container {
+	onContainer := l.cfg.Driver == Container
+	if onContainer {
 		cerr = l.container(ctx, f, &cfg, &spec)
-	} else {
-		cerr = l.process(ctx, f, &cfg)
+	} else if cerr = l.process(ctx, f, &cfg); errors.Is(cerr, ErrNeedsContainer) && l.cfg.Containers != nil {
+		// What only a container runs (Image, Java, .NET functions) runs
+		// in one beside the host processes, when an engine is wired.
+		onContainer = true
+		cerr = l.container(ctx, f, &cfg, &spec)
 	}
 	if cerr != nil {
 		return spec, fmt.Errorf("function %s: %w", name, cerr)
@@ -291,7 +296,7 @@ func (l *Launcher) Spec(ctx context.Context, f template.Function, env map[string
 	for _, k := range keys {
 		cfg.Env = append(cfg.Env, k+"="+vars[k])
 	}
-	if l.cfg.Driver == Process {
+	if !onContainer {
 		cfg.Env = append(slices.Clone(l.cfg.BaseEnv), append(cfg.Env, l.layerEnv(f, cfg.Env)...)...)
 	}
 	spec.Function = cfg
@@ -494,8 +499,9 @@ func (l *Launcher) container(ctx context.Context, f template.Function, cfg *func
 			return err
 		}
 		req.Image = ref
-		// The image's entrypoint runs the bootstrap, as on Lambda.
-		cfg.Command = []string{"/lambda-entrypoint.sh"}
+		// The image's ENTRYPOINT runs the bootstrap, as on Lambda, with
+		// its CMD, or the template's handler instead (ImageConfig).
+		cfg.Command = []string{""}
 		if f.Handler != "" {
 			cfg.Command = append(cfg.Command, f.Handler)
 		}
