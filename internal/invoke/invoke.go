@@ -66,10 +66,12 @@ func NewServer(log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{log: log, mux: http.NewServeMux(), funcs: map[string]entry{}}
-	s.mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", s.handle(s.invoke))
+	s.mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", s.handle(func(w http.ResponseWriter, r *http.Request, id string) *apiError {
+		return s.invoke(w, r, r.PathValue("name"), id)
+	}))
 	s.mux.HandleFunc("POST "+StreamPath, s.handle(s.invokeStream))
 	s.mux.HandleFunc("GET "+FailedEventsPath, s.handle(s.failedEvents))
-	s.mux.HandleFunc("/", s.handle(func(_ http.ResponseWriter, r *http.Request) *apiError {
+	s.mux.HandleFunc("/", s.handle(func(_ http.ResponseWriter, r *http.Request, _ string) *apiError {
 		return &apiError{Status: http.StatusNotFound, Code: "UnknownOperationException", Msg: "Unknown operation " + r.Method + " " + r.URL.Path}
 	}))
 	return s
@@ -104,8 +106,27 @@ func (s *Server) Remove(name string) {
 	}
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// invokePrefix and invokeSuffix frame the Invoke API's path.
+const (
+	invokePrefix = "/2015-03-31/functions/"
+	invokeSuffix = "/invocations"
+)
+
+// ServeHTTP implements http.Handler. Invoke, on every request, is routed
+// here without the mux when its path is exactly the mux's pattern (no
+// escapes, nothing to clean), which the mux would route to the same
+// handler: it saves the mux's path cleaning, unescaping and matching.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; r.Method == http.MethodPost && r.URL.RawPath == "" &&
+		len(p) > len(invokePrefix)+len(invokeSuffix) && strings.HasPrefix(p, invokePrefix) && strings.HasSuffix(p, invokeSuffix) {
+		name := p[len(invokePrefix) : len(p)-len(invokeSuffix)]
+		if name != "." && name != ".." && !strings.Contains(name, "/") {
+			s.serve(w, r, func(w http.ResponseWriter, r *http.Request, id string) *apiError { return s.invoke(w, r, name, id) })
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // apiError is an Invoke API error, written once by handle.
 type apiError struct {
@@ -137,16 +158,19 @@ func (e *apiError) write(w http.ResponseWriter, requestID string) {
 	_, _ = w.Write(b)
 }
 
-type requestIDKey struct{}
+// handler answers a request given its new request id.
+type handler func(w http.ResponseWriter, r *http.Request, id string) *apiError
 
-func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) *apiError) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		id := uuid.NewString()
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-		if e := fn(w, r); e != nil {
-			s.log.Warn("invoke rejected", "path", r.URL.Path, "error_type", e.Code, "error", e.Msg, "request_id", id)
-			e.write(w, id)
-		}
+func (s *Server) handle(fn handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, fn) }
+}
+
+// serve runs fn with a new request id and writes the error it returns.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, fn handler) {
+	id := uuid.NewString()
+	if e := fn(w, r, id); e != nil {
+		s.log.Warn("invoke rejected", "path", r.URL.Path, "error_type", e.Code, "error", e.Msg, "request_id", id)
+		e.write(w, id)
 	}
 }
 
@@ -199,8 +223,12 @@ func badParam(msg string) *apiError {
 // parseInvoke validates an Invoke or InvokeWithResponseStream request as
 // Lambda does, and builds the invocation. allowed lists the invocation
 // types the operation takes.
-func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *function.Request, string, *apiError) {
-	fn, e := s.lookup(r.PathValue("name"), r.URL.Query().Get("Qualifier"))
+func (s *Server) parseInvoke(r *http.Request, name, id string, allowed ...string) (entry, *function.Request, string, *apiError) {
+	var qualifier string
+	if r.URL.RawQuery != "" { // most invokes have none: no query parsed
+		qualifier = r.URL.Query().Get("Qualifier")
+	}
+	fn, e := s.lookup(name, qualifier)
 	if e != nil {
 		return fn, nil, "", e
 	}
@@ -242,11 +270,11 @@ func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *functi
 		traceID = xray.NewTraceID(time.Now())
 	}
 	arn := fn.cfg.ARN()
-	if q := r.URL.Query().Get("Qualifier"); q != "" {
-		arn += ":" + q
+	if qualifier != "" {
+		arn += ":" + qualifier
 	}
 	req := &function.Request{
-		Invocation: runtimeInvocation(r, payload, arn, traceID, clientContext),
+		Invocation: runtimeInvocation(r, id, payload, arn, traceID, clientContext),
 		Tail:       tail,
 	}
 	return fn, req, invType, nil
@@ -266,8 +294,8 @@ func run(ctx context.Context, fn entry, req *function.Request) (*function.Result
 	return res, nil
 }
 
-func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
-	fn, req, invType, e := s.parseInvoke(r, "Event", "RequestResponse", "DryRun")
+func (s *Server) invoke(w http.ResponseWriter, r *http.Request, name, id string) *apiError {
+	fn, req, invType, e := s.parseInvoke(r, name, id, "Event", "RequestResponse", "DryRun")
 	if e != nil {
 		return e
 	}
@@ -295,10 +323,13 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
 	// its response, within the usual limit.
 	res = res.Buffered()
 	h := w.Header()
-	h["Content-Type"] = []string{res.ContentType}
-	h["Content-Length"] = []string{strconv.Itoa(len(res.Payload))}
-	h["X-Amz-Executed-Version"] = []string{fn.cfg.Version}
-	h["X-Amzn-Requestid"] = []string{req.ID}
+	// The values in one array, each header a one-element slice of it
+	// (capacity 1: an append copies): one allocation for four.
+	v := []string{res.ContentType, strconv.Itoa(len(res.Payload)), fn.cfg.Version, req.ID}
+	h["Content-Type"] = v[0:1:1]
+	h["Content-Length"] = v[1:2:2]
+	h["X-Amz-Executed-Version"] = v[2:3:3]
+	h["X-Amzn-Requestid"] = v[3:4:4]
 	if res.Error {
 		h["X-Amz-Function-Error"] = []string{"Unhandled"}
 	}
@@ -324,7 +355,7 @@ func enqueueError(err error) *apiError {
 	}
 }
 
-func (s *Server) failedEvents(w http.ResponseWriter, r *http.Request) *apiError {
+func (s *Server) failedEvents(w http.ResponseWriter, r *http.Request, _ string) *apiError {
 	fn, e := s.lookup(r.PathValue("name"), "")
 	if e != nil {
 		return e
@@ -346,13 +377,13 @@ const HeaderCognitoIdentity = "X-Lambdabox-Cognito-Identity"
 
 // runtimeInvocation is the event as the runtime will see it. Its id is the
 // request id the client gets back in x-amzn-RequestId.
-func runtimeInvocation(r *http.Request, payload []byte, arn, traceID, clientContext string) function.Invocation {
+func runtimeInvocation(r *http.Request, id string, payload []byte, arn, traceID, clientContext string) function.Invocation {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" || strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		ct = "application/json" // what curl -d and some SDKs send by default
 	}
 	return function.Invocation{
-		ID:              r.Context().Value(requestIDKey{}).(string),
+		ID:              id,
 		Payload:         payload,
 		ContentType:     ct,
 		FunctionARN:     arn,
