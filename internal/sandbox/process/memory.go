@@ -229,8 +229,9 @@ func (c *memcg) oomName() string {
 
 // readPeak returns the cgroup's peak usage in bytes, 0 where it cannot be
 // read. It is read on every invoke, so its file is kept open (c.peakFile)
-// and re-read from offset 0: one pread instead of an open, read and close.
-// c.mu is held.
+// and re-read from offset 0 with one pread, where an open, reads and a
+// close took ten syscalls (os.File.ReadAt would take two: it reads again
+// until the buffer is full or the file ends). c.mu is held.
 func (c *memcg) readPeak() uint64 {
 	if c.peakFile == nil {
 		f, err := os.Open(filepath.Join(c.dir, c.peakName()))
@@ -240,8 +241,9 @@ func (c *memcg) readPeak() uint64 {
 		c.peakFile = f
 	}
 	var buf [32]byte
-	n, err := c.peakFile.ReadAt(buf[:], 0)
-	if n == 0 && err != nil {
+	// A cgroup file never blocks; Fd's switch to blocking mode is moot.
+	n, err := syscall.Pread(int(c.peakFile.Fd()), buf[:], 0)
+	if err != nil || n <= 0 {
 		return 0
 	}
 	peak, _ := strconv.ParseUint(string(bytes.TrimSpace(buf[:n])), 10, 64)
