@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lambdabox/lambdabox/internal/extensions"
@@ -98,7 +99,8 @@ type Environment struct {
 	gen       runtimeapi.Generation
 	initDur   time.Duration // reported by the next REPORT line, then zeroed
 	maxMemory uint64
-	unsettled *report // the last invocation, until Settle
+	unsettled *report     // the last invocation, until Settle
+	deadline  *time.Timer // run's, made once and reset for each invoke
 
 	// managed is set in Lambda Managed Instances mode, where invokes run
 	// concurrently through InvokeShared.
@@ -161,9 +163,9 @@ func New(cfg Config) (*Environment, error) {
 	}
 	e.ext = extensions.NewServer(extensions.Function{Name: f.Name, Version: f.Version, Handler: f.Handler, AccountID: f.AccountID}, e.log)
 	e.tel = telemetry.NewHub(e.ext.Name, e.log)
-	e.logs.publish = func(kind, line string) {
-		if e.tel.Active(kind) {
-			e.tel.Publish(kind, line)
+	e.logs.publish = func(kind string, line []byte) {
+		if e.tel.Active(kind) { // the line is copied only for a subscriber
+			e.tel.Publish(kind, string(line))
 		}
 	}
 	mux := http.NewServeMux()
@@ -172,11 +174,28 @@ func New(cfg Config) (*Environment, error) {
 	mux.Handle("/2022-07-01/", e.tel)
 	mux.Handle("/2020-08-15/", e.tel)
 	mux.Handle("/", e.api) // answers unknown paths in the Runtime API's shape
+	// The Runtime API's clean paths go to it without the mux, which would
+	// clean and match them on every next and response only to route them
+	// there; the mux routes the rest, and redirects unclean paths.
+	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; r.URL.RawPath == "" && strings.HasPrefix(p, "/2018-06-01/") && cleanPath(p) {
+			e.api.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 	// No body-read timeout: a streamed response is a body as long as the invoke.
-	e.srv = httpserver.New(httpserver.Config{Handler: mux, BodyReadTimeout: -1, Log: e.log})
+	e.srv = httpserver.New(httpserver.Config{Handler: route, BodyReadTimeout: -1, Log: e.log})
 	e.environ = f.Environ(function.Instance{RuntimeAPI: reach, InitType: cfg.InitType})
 	go func() { _ = e.srv.Serve(ln) }()
 	return e, nil
+}
+
+// cleanPath reports whether an absolute path is what path.Clean leaves it:
+// no empty, "." or ".." element, no trailing slash.
+func cleanPath(p string) bool {
+	return !strings.Contains(p, "//") && !strings.Contains(p, "/./") && !strings.Contains(p, "/../") &&
+		!strings.HasSuffix(p, "/") && !strings.HasSuffix(p, "/.") && !strings.HasSuffix(p, "/..")
 }
 
 // RuntimeAPI is the host:port of the environment's Runtime API.
@@ -389,7 +408,14 @@ func (e *Environment) run(ctx context.Context, inv *runtimeapi.Invocation) (resp
 		e.tel.Publish("platform.start", rec)
 	}
 	answer := e.api.Dispatch(inv)
-	timer := time.NewTimer(time.Until(inv.Deadline))
+	// One timer for every invoke: since Go 1.23 a stopped timer sends
+	// nothing stale after Reset.
+	if e.deadline == nil {
+		e.deadline = time.NewTimer(time.Until(inv.Deadline))
+	} else {
+		e.deadline.Reset(time.Until(inv.Deadline))
+	}
+	timer := e.deadline
 	defer timer.Stop()
 	select {
 	case resp = <-answer:
