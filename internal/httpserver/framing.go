@@ -170,7 +170,8 @@ func (s *scanner) endHead() {
 		n, err = strconv.ParseUint(string(s.cl), 10, 63)
 		bad = err != nil // ParseUint takes no sign, space or underscore
 	}
-	s.lines, s.proto, s.cl, s.te, s.nCL, s.nTE, s.last, s.broken = 0, "", nil, nil, 0, 0, "", false
+	// cl and te keep their arrays for the connection's next head.
+	s.lines, s.proto, s.cl, s.te, s.nCL, s.nTE, s.last, s.broken = 0, "", s.cl[:0], s.te[:0], 0, 0, "", false
 	switch {
 	case bad:
 		s.bad = i
@@ -273,6 +274,9 @@ func (l *line) lastToken() string {
 	i := bytes.LastIndexByte(b, ' ')
 	if i < 0 {
 		return ""
+	}
+	if t := b[i+1:]; string(t) == "HTTP/1.1" {
+		return "HTTP/1.1" // nearly every request's: no copy
 	}
 	return string(b[i+1:])
 }
