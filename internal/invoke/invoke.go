@@ -232,7 +232,7 @@ func (s *Server) parseInvoke(r *http.Request, name, id string, allowed ...string
 	if e != nil {
 		return fn, nil, "", e
 	}
-	invType := r.Header.Get("X-Amz-Invocation-Type")
+	invType := header(r.Header, "X-Amz-Invocation-Type")
 	if invType == "" {
 		invType = "RequestResponse"
 	}
@@ -240,7 +240,7 @@ func (s *Server) parseInvoke(r *http.Request, name, id string, allowed ...string
 		return fn, nil, "", badParam("1 validation error detected: Value '" + invType + "' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [" + strings.Join(allowed, ", ") + "]")
 	}
 	tail := false
-	switch lt := r.Header.Get("X-Amz-Log-Type"); lt {
+	switch lt := header(r.Header, "X-Amz-Log-Type"); lt {
 	case "", "None":
 	case "Tail":
 		if invType == "Event" {
@@ -250,10 +250,10 @@ func (s *Server) parseInvoke(r *http.Request, name, id string, allowed ...string
 	default:
 		return fn, nil, "", badParam("1 validation error detected: Value '" + lt + "' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]")
 	}
-	if e := checkTenant(fn.cfg, r.Header.Get(HeaderTenantID)); e != nil {
+	if e := checkTenant(fn.cfg, header(r.Header, HeaderTenantID)); e != nil {
 		return fn, nil, "", e
 	}
-	clientContext, e := decodeClientContext(r.Header.Get("X-Amz-Client-Context"))
+	clientContext, e := decodeClientContext(header(r.Header, "X-Amz-Client-Context"))
 	if e != nil {
 		return fn, nil, "", e
 	}
@@ -265,7 +265,7 @@ func (s *Server) parseInvoke(r *http.Request, name, id string, allowed ...string
 	if e != nil {
 		return fn, nil, "", e
 	}
-	traceID := r.Header.Get("X-Amzn-Trace-Id")
+	traceID := header(r.Header, "X-Amzn-Trace-Id")
 	if traceID == "" {
 		traceID = xray.NewTraceID(time.Now())
 	}
@@ -370,6 +370,16 @@ func (s *Server) failedEvents(w http.ResponseWriter, r *http.Request, _ string) 
 	return nil
 }
 
+// header returns the first value of a header by its canonical name
+// (Header.Get canonicalizes the name on every call; these names are
+// constants, already canonical, as net/http stores a request's).
+func header(h http.Header, canonical string) string {
+	if v := h[canonical]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // HeaderCognitoIdentity carries a Cognito identity (JSON) to the runtime.
 // The Invoke API has no such header (mobile SDKs set it on the platform
 // side); it is lambdabox's way to test handlers that read it.
@@ -378,7 +388,7 @@ const HeaderCognitoIdentity = "X-Lambdabox-Cognito-Identity"
 // runtimeInvocation is the event as the runtime will see it. Its id is the
 // request id the client gets back in x-amzn-RequestId.
 func runtimeInvocation(r *http.Request, id string, payload []byte, arn, traceID, clientContext string) function.Invocation {
-	ct := r.Header.Get("Content-Type")
+	ct := header(r.Header, "Content-Type")
 	if ct == "" || strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		ct = "application/json" // what curl -d and some SDKs send by default
 	}
@@ -389,8 +399,8 @@ func runtimeInvocation(r *http.Request, id string, payload []byte, arn, traceID,
 		FunctionARN:     arn,
 		TraceID:         traceID,
 		ClientContext:   clientContext,
-		CognitoIdentity: r.Header.Get(HeaderCognitoIdentity),
-		TenantID:        r.Header.Get(HeaderTenantID),
+		CognitoIdentity: header(r.Header, HeaderCognitoIdentity),
+		TenantID:        header(r.Header, HeaderTenantID),
 	}
 }
 

@@ -83,3 +83,14 @@ func rawRequest(t *testing.T, addr, method, path string) string {
 	_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
 	return uuidPattern.ReplaceAllString(resp.Status+" "+resp.Header.Get("X-Amzn-ErrorType")+" "+resp.Header.Get("Location")+" "+b.String(), "ID")
 }
+
+// header looks names up as given: each must be canonical, as net/http
+// stores a request's header names.
+func TestHeaderNamesAreCanonical(t *testing.T) {
+	for _, name := range []string{"X-Amz-Invocation-Type", "X-Amz-Log-Type", HeaderTenantID,
+		"X-Amz-Client-Context", "X-Amzn-Trace-Id", "Content-Type", HeaderCognitoIdentity} {
+		if c := http.CanonicalHeaderKey(name); c != name {
+			t.Errorf("%q is not canonical (%q)", name, c)
+		}
+	}
+}

@@ -105,3 +105,13 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+// header looks names up as given: each must be canonical, as net/http
+// stores a request's header and trailer names.
+func TestHeaderNamesAreCanonical(t *testing.T) {
+	for _, name := range []string{HeaderInvocationID, HeaderResponseMode, HeaderErrorType, "Content-Type"} {
+		if c := http.CanonicalHeaderKey(name); c != name {
+			t.Errorf("%q is not canonical (%q)", name, c)
+		}
+	}
+}

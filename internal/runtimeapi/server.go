@@ -462,7 +462,7 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request, id string) *ap
 		c.done <- ErrorResponse("Runtime.TruncatedResponse", "RequestId: "+id+" Error: reading the runtime's response: "+err.Error())
 		return &apiError{http.StatusBadRequest, "InvalidRequestFormat", "reading body: " + err.Error()}
 	}
-	if et := r.Trailer.Get(HeaderErrorType); et != "" { // a failure reported after the body started
+	if et := header(r.Trailer, HeaderErrorType); et != "" { // a failure reported after the body started
 		resp := &Response{Payload: body, ContentType: "application/json", Error: true, ErrorType: errorType(et, nil)}
 		if eb := r.Trailer.Get(HeaderErrorBody); eb != "" {
 			if dec, err := base64.StdEncoding.DecodeString(eb); err == nil {
