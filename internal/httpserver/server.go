@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,6 +48,7 @@ const (
 
 // Server is an HTTP/1.1 server with limits (see the package doc).
 type Server struct {
+	date        dateCache
 	srv         *http.Server
 	handler     http.Handler
 	bodyTimeout time.Duration
@@ -129,6 +131,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		rejectFraming(w, http.NewResponseController(w))
 		return
 	}
+	// net/http formats the Date header anew for every response; the
+	// server formats it once a second.
+	w.Header()["Date"] = s.date.get(time.Now())
 	if r.Method == http.MethodOptions && r.RequestURI == "*" {
 		// What net/http's own handler for "OPTIONS *" answers.
 		w.Header().Set("Content-Length", "0")
@@ -142,6 +147,26 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.handler.ServeHTTP(w, r)
+}
+
+// dateCache holds the Date header's value for the current second.
+type dateCache struct {
+	cur atomic.Pointer[dateValue]
+}
+
+type dateValue struct {
+	sec int64
+	v   []string // shared by every response of the second: never modified
+}
+
+func (c *dateCache) get(now time.Time) []string {
+	sec := now.Unix()
+	if d := c.cur.Load(); d != nil && d.sec == sec {
+		return d.v
+	}
+	d := &dateValue{sec: sec, v: []string{now.UTC().Format(http.TimeFormat)}}
+	c.cur.Store(d)
+	return d.v
 }
 
 // rejectFraming answers a request whose head has both Content-Length and
