@@ -101,6 +101,7 @@ type Environment struct {
 	maxMemory uint64
 	unsettled *report     // the last invocation, until Settle
 	deadline  *time.Timer // run's, made once and reset for each invoke
+	lineBuf   []byte      // START, END and REPORT are formatted here, one at a time
 
 	// managed is set in Lambda Managed Instances mode, where invokes run
 	// concurrently through InvokeShared.
@@ -191,6 +192,16 @@ func New(cfg Config) (*Environment, error) {
 	return e, nil
 }
 
+// line keeps b's array as lineBuf for the next platform line, and returns
+// b with parts appended. The caller's serialised calls own lineBuf.
+func (e *Environment) line(b []byte, parts ...string) []byte {
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	e.lineBuf = b[:0]
+	return b
+}
+
 // cleanPath reports whether an absolute path is what path.Clean leaves it:
 // no empty, "." or ".." element, no trailing slash.
 func cleanPath(p string) bool {
@@ -231,7 +242,7 @@ func (e *Environment) Invoke(ctx context.Context, req *function.Request) *functi
 		e.logs.begin()
 	}
 	resp, failure := e.ensureInit(ctx, req.ID, start, deadline)
-	e.logs.write([]byte("START RequestId: " + req.ID + " Version: " + e.cfg.Version + "\n"))
+	e.logs.write(e.line(append(append(append(e.lineBuf[:0], "START RequestId: "...), req.ID...), " Version: "...), e.cfg.Version, "\n"))
 	if resp == nil {
 		// Duration counts the invoke, not the Init before it.
 		start = time.Now()
@@ -300,15 +311,16 @@ func (e *Environment) Settle() {
 	e.measureMemory() // a reset above measured before it ended the runtime
 	e.logs.flush()
 	// END, the timeout line if any, and REPORT go out in one write.
-	// END, the timeout line and REPORT in one buffer, grown once.
-	lines := append(append(make([]byte, 0, 320), "END RequestId: "...), r.id...)
+	// END, the timeout line and REPORT in one buffer, the environment's:
+	// the sink copies what it keeps.
+	lines := append(append(e.lineBuf[:0], "END RequestId: "...), r.id...)
 	lines = append(lines, '\n')
 	if r.timedOut() {
 		lines = append(lines, r.end.UTC().Format("2006-01-02T15:04:05.000Z")+" "+r.id+" Task timed out after "+e.timeoutSeconds()+" seconds\n"...)
 	}
 	d := r.end.Sub(r.start)
 	e.publishReport(r, d)
-	e.logs.write(e.report(lines, r.id, d, r.failure, r.tenant))
+	e.logs.write(e.line(e.report(lines, r.id, d, r.failure, r.tenant)))
 	if r.tail != nil {
 		r.tail.Set(e.logs.end())
 	}
