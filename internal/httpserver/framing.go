@@ -133,8 +133,14 @@ func (s *scanner) headLine() {
 		}
 		return
 	}
-	name, value, ok := s.line.header()
 	s.last = ""
+	// Most header lines are neither Content-Length nor Transfer-Encoding:
+	// a name of another length is passed over without trimming its value
+	// or folding its case.
+	if b, _ := s.line.trimmed(); !maybeFraming(b) {
+		return
+	}
+	name, value, ok := s.line.header()
 	switch {
 	case !ok:
 		// Too long to hold whole: harmless unless it is one we read.
@@ -153,6 +159,14 @@ func (s *scanner) headLine() {
 		s.nTE++
 		s.te = append(s.te[:0], value...)
 	}
+}
+
+// maybeFraming reports whether a header line's name (before its first
+// colon, or the whole line) has the length of content-length or
+// transfer-encoding.
+func maybeFraming(line []byte) bool {
+	name, _, _ := bytes.Cut(line, []byte(":"))
+	return len(name) == len("content-length") || len(name) == len("transfer-encoding")
 }
 
 // endHead gives the head its verdict and moves on to its body.
