@@ -2,11 +2,14 @@ package runtimeapi
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -112,6 +115,25 @@ func TestHeaderNamesAreCanonical(t *testing.T) {
 	for _, name := range []string{HeaderInvocationID, HeaderResponseMode, HeaderErrorType, "Content-Type"} {
 		if c := http.CanonicalHeaderKey(name); c != name {
 			t.Errorf("%q is not canonical (%q)", name, c)
+		}
+	}
+}
+
+// readLimited returns what was sent, whatever its size around its first
+// buffer's, however the body arrives, and reports a body cut short.
+func TestReadLimited(t *testing.T) {
+	s := NewServer(nil, false)
+	for _, n := range []int{0, 1, smallBody - 1, smallBody, smallBody + 1, 5000} {
+		want := strings.Repeat("x", n)
+		for _, r := range []io.Reader{strings.NewReader(want), iotest.OneByteReader(strings.NewReader(want)), iotest.DataErrReader(strings.NewReader(want))} {
+			b, size, err := s.readLimited(r)
+			if err != nil || string(b) != want || size != int64(n) || b == nil {
+				t.Errorf("%d bytes: got %d bytes (%d), %v", n, len(b), size, err)
+			}
+		}
+		b, _, err := s.readLimited(io.MultiReader(strings.NewReader(want), iotest.ErrReader(io.ErrUnexpectedEOF)))
+		if !errors.Is(err, io.ErrUnexpectedEOF) || string(b) != want {
+			t.Errorf("%d bytes cut short: got %d bytes, %v", n, len(b), err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package runtimeapi
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -83,6 +84,7 @@ type Server struct {
 	shaping bool
 	nonce   string        // this server's prefix of invocation ids
 	seq     atomic.Uint64 // numbers invocation ids
+	bodies  sync.Pool     // *[smallBody]byte: readLimited's first buffers
 
 	mu       sync.Mutex
 	gen      *generation
@@ -453,7 +455,7 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request, id string) *ap
 	if mode == "streaming" || c.inv.Streaming {
 		return s.stream(w, r, c, ct)
 	}
-	body, n, err := readLimited(r.Body)
+	body, n, err := s.readLimited(r.Body)
 	switch {
 	case errors.Is(err, errTooLarge):
 		c.done <- ErrorResponse("Function.ResponseSizeTooLarge", "Response payload size ("+strconv.FormatInt(n, 10)+" bytes) exceeded maximum allowed payload size ("+strconv.Itoa(MaxResponseSize)+" bytes).")
@@ -509,7 +511,7 @@ func (s *Server) invocationError(w http.ResponseWriter, r *http.Request) *apiErr
 	if e != nil {
 		return e
 	}
-	resp, e := readError(r)
+	resp, e := s.readError(r)
 	if e != nil {
 		c.done <- ErrorResponse("Function.ResponseSizeTooLarge", e.Msg)
 		return e
@@ -527,7 +529,7 @@ func (s *Server) initError(w http.ResponseWriter, r *http.Request) *apiError {
 	if ready {
 		return &apiError{http.StatusForbidden, "InvalidStateTransition", "State transition from Ready to InitError failed: init is over"}
 	}
-	resp, e := readError(r)
+	resp, e := s.readError(r)
 	if e != nil {
 		return e
 	}
@@ -540,8 +542,8 @@ func (s *Server) initError(w http.ResponseWriter, r *http.Request) *apiError {
 }
 
 // readError reads an error report posted to init/error or .../error.
-func readError(r *http.Request) (*Response, *apiError) {
-	body, _, err := readLimited(r.Body)
+func (s *Server) readError(r *http.Request) (*Response, *apiError) {
+	body, _, err := s.readLimited(r.Body)
 	if errors.Is(err, errTooLarge) {
 		return nil, tooLarge()
 	}
@@ -563,9 +565,32 @@ func tooLarge() *apiError {
 
 var errTooLarge = errors.New("payload too large")
 
+// smallBody is the size of the pooled buffers readLimited reads into first.
+const smallBody = 1024
+
 // readLimited reads at most MaxResponseSize bytes. Past that it drains and
 // counts the rest and returns errTooLarge with the full size.
-func readLimited(body io.Reader) ([]byte, int64, error) {
+func (s *Server) readLimited(body io.Reader) ([]byte, int64, error) {
+	// Most answers are small, and sent chunked, of unknown length: they
+	// are read into a pooled buffer and copied at their size, where
+	// io.ReadAll would take 512 bytes and more for each.
+	buf, _ := s.bodies.Get().(*[smallBody]byte)
+	if buf == nil {
+		buf = new([smallBody]byte)
+	}
+	defer s.bodies.Put(buf)
+	n := 0
+	for n < len(buf) {
+		m, err := body.Read(buf[n:])
+		n += m
+		switch {
+		case errors.Is(err, io.EOF):
+			return append(make([]byte, 0, n), buf[:n]...), int64(n), nil
+		case err != nil:
+			return append(make([]byte, 0, n), buf[:n]...), int64(n), err
+		}
+	}
+	body = io.MultiReader(bytes.NewReader(buf[:n]), body)
 	b, err := io.ReadAll(io.LimitReader(body, MaxResponseSize+1))
 	if err != nil {
 		return b, int64(len(b)), err
