@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lambdabox/lambdabox/internal/extensions"
@@ -98,7 +99,9 @@ type Environment struct {
 	gen       runtimeapi.Generation
 	initDur   time.Duration // reported by the next REPORT line, then zeroed
 	maxMemory uint64
-	unsettled *report // the last invocation, until Settle
+	unsettled *report     // the last invocation, until Settle
+	deadline  *time.Timer // run's, made once and reset for each invoke
+	lineBuf   []byte      // START, END and REPORT are formatted here, one at a time
 
 	// managed is set in Lambda Managed Instances mode, where invokes run
 	// concurrently through InvokeShared.
@@ -161,9 +164,9 @@ func New(cfg Config) (*Environment, error) {
 	}
 	e.ext = extensions.NewServer(extensions.Function{Name: f.Name, Version: f.Version, Handler: f.Handler, AccountID: f.AccountID}, e.log)
 	e.tel = telemetry.NewHub(e.ext.Name, e.log)
-	e.logs.publish = func(kind, line string) {
-		if e.tel.Active(kind) {
-			e.tel.Publish(kind, line)
+	e.logs.publish = func(kind string, line []byte) {
+		if e.tel.Active(kind) { // the line is copied only for a subscriber
+			e.tel.Publish(kind, string(line))
 		}
 	}
 	mux := http.NewServeMux()
@@ -172,11 +175,38 @@ func New(cfg Config) (*Environment, error) {
 	mux.Handle("/2022-07-01/", e.tel)
 	mux.Handle("/2020-08-15/", e.tel)
 	mux.Handle("/", e.api) // answers unknown paths in the Runtime API's shape
+	// The Runtime API's clean paths go to it without the mux, which would
+	// clean and match them on every next and response only to route them
+	// there; the mux routes the rest, and redirects unclean paths.
+	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; r.URL.RawPath == "" && strings.HasPrefix(p, "/2018-06-01/") && cleanPath(p) {
+			e.api.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 	// No body-read timeout: a streamed response is a body as long as the invoke.
-	e.srv = httpserver.New(httpserver.Config{Handler: mux, BodyReadTimeout: -1, Log: e.log})
+	e.srv = httpserver.New(httpserver.Config{Handler: route, BodyReadTimeout: -1, Log: e.log})
 	e.environ = f.Environ(function.Instance{RuntimeAPI: reach, InitType: cfg.InitType})
 	go func() { _ = e.srv.Serve(ln) }()
 	return e, nil
+}
+
+// line keeps b's array as lineBuf for the next platform line, and returns
+// b with parts appended. The caller's serialised calls own lineBuf.
+func (e *Environment) line(b []byte, parts ...string) []byte {
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	e.lineBuf = b[:0]
+	return b
+}
+
+// cleanPath reports whether an absolute path is what path.Clean leaves it:
+// no empty, "." or ".." element, no trailing slash.
+func cleanPath(p string) bool {
+	return !strings.Contains(p, "//") && !strings.Contains(p, "/./") && !strings.Contains(p, "/../") &&
+		!strings.HasSuffix(p, "/") && !strings.HasSuffix(p, "/.") && !strings.HasSuffix(p, "/..")
 }
 
 // RuntimeAPI is the host:port of the environment's Runtime API.
@@ -212,7 +242,7 @@ func (e *Environment) Invoke(ctx context.Context, req *function.Request) *functi
 		e.logs.begin()
 	}
 	resp, failure := e.ensureInit(ctx, req.ID, start, deadline)
-	e.logs.write([]byte("START RequestId: " + req.ID + " Version: " + e.cfg.Version + "\n"))
+	e.logs.write(e.line(append(append(append(e.lineBuf[:0], "START RequestId: "...), req.ID...), " Version: "...), e.cfg.Version, "\n"))
 	if resp == nil {
 		// Duration counts the invoke, not the Init before it.
 		start = time.Now()
@@ -281,15 +311,16 @@ func (e *Environment) Settle() {
 	e.measureMemory() // a reset above measured before it ended the runtime
 	e.logs.flush()
 	// END, the timeout line if any, and REPORT go out in one write.
-	// END, the timeout line and REPORT in one buffer, grown once.
-	lines := append(append(make([]byte, 0, 320), "END RequestId: "...), r.id...)
+	// END, the timeout line and REPORT in one buffer, the environment's:
+	// the sink copies what it keeps.
+	lines := append(append(e.lineBuf[:0], "END RequestId: "...), r.id...)
 	lines = append(lines, '\n')
 	if r.timedOut() {
 		lines = append(lines, r.end.UTC().Format("2006-01-02T15:04:05.000Z")+" "+r.id+" Task timed out after "+e.timeoutSeconds()+" seconds\n"...)
 	}
 	d := r.end.Sub(r.start)
 	e.publishReport(r, d)
-	e.logs.write(e.report(lines, r.id, d, r.failure, r.tenant))
+	e.logs.write(e.line(e.report(lines, r.id, d, r.failure, r.tenant)))
 	if r.tail != nil {
 		r.tail.Set(e.logs.end())
 	}
@@ -389,7 +420,14 @@ func (e *Environment) run(ctx context.Context, inv *runtimeapi.Invocation) (resp
 		e.tel.Publish("platform.start", rec)
 	}
 	answer := e.api.Dispatch(inv)
-	timer := time.NewTimer(time.Until(inv.Deadline))
+	// One timer for every invoke: since Go 1.23 a stopped timer sends
+	// nothing stale after Reset.
+	if e.deadline == nil {
+		e.deadline = time.NewTimer(time.Until(inv.Deadline))
+	} else {
+		e.deadline.Reset(time.Until(inv.Deadline))
+	}
+	timer := e.deadline
 	defer timer.Stop()
 	select {
 	case resp = <-answer:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,7 +30,7 @@ type logSink struct {
 	pumps   []*pump       // readers of the current runtime's and extensions' output
 	// publish, when set, receives each line of the runtime ("function") or
 	// the extensions ("extension"), without its newline.
-	publish func(kind, line string)
+	publish func(kind string, line []byte)
 }
 
 // write prints a line of the platform's own (START, END, REPORT).
@@ -44,7 +45,7 @@ func (s *logSink) writeFrom(kind string, line []byte) {
 	publish := s.publish
 	s.mu.Unlock()
 	if kind != "" && publish != nil {
-		publish(kind, string(bytes.TrimSuffix(line, []byte("\n"))))
+		publish(kind, bytes.TrimSuffix(line, []byte("\n")))
 	}
 }
 
@@ -74,6 +75,7 @@ func (s *logSink) end() []byte {
 // dropped.
 func (s *logSink) attach(who sandbox.Process, r *os.File) {
 	p := &pump{sink: s, who: who, kind: string(who.Kind), r: r, progress: make(chan struct{}, 1)}
+	p.rc, _ = r.SyscallConn() // nil when r cannot give one: flush then does not wait
 	s.mu.Lock()
 	kept := s.pumps[:0]
 	for _, q := range s.pumps {
@@ -90,8 +92,9 @@ func (s *logSink) attach(who sandbox.Process, r *os.File) {
 // been written out. A runtime logs and then answers over HTTP, so this keeps
 // its lines ahead of END and inside the captured log.
 func (s *logSink) flush() {
+	var some [4]*pump // on the stack for the usual runtime and few extensions
 	s.mu.Lock()
-	pumps := append([]*pump(nil), s.pumps...)
+	pumps := append(some[:0], s.pumps...)
 	s.mu.Unlock()
 	for _, p := range pumps {
 		p.flush()
@@ -104,6 +107,11 @@ type pump struct {
 	kind      string
 	ended     atomic.Bool // the pipe reached EOF and is closed
 	r         *os.File
+	rc        syscall.RawConn // r's, for flush's ioctl; made once
+	inqMu     sync.Mutex      // guards inq and its results
+	inq       func(fd uintptr)
+	inqN      int
+	inqErr    error
 	pulled    atomic.Int64  // bytes read from the pipe
 	processed atomic.Int64  // bytes read and handed on (whole lines) or held (a partial line)
 	progress  chan struct{} // signalled when processed grows
@@ -152,18 +160,32 @@ func (p *pump) run() {
 	}
 }
 
+// inPipe returns the bytes waiting in the pipe, with an ioctl through a
+// function made once per pump (a closure per call is two allocations).
+func (p *pump) inPipe() (int, bool) {
+	if p.rc == nil {
+		return 0, false
+	}
+	p.inqMu.Lock()
+	defer p.inqMu.Unlock()
+	if p.inq == nil {
+		p.inq = func(fd uintptr) {
+			// TIOCINQ is FIONREAD: the bytes waiting in the pipe.
+			p.inqN, p.inqErr = unix.IoctlGetInt(int(fd), unix.TIOCINQ)
+		}
+	}
+	if err := p.rc.Control(p.inq); err != nil || p.inqErr != nil {
+		return 0, false
+	}
+	return p.inqN, true
+}
+
 func (p *pump) flush() {
 	// Read the count before asking the pipe: bytes the pump takes in
 	// between are then counted once, in pending, and not twice.
 	pulled := p.pulled.Load()
-	var pending int
-	err := withFd(p.r, func(fd uintptr) error {
-		// TIOCINQ is FIONREAD: the bytes waiting in the pipe.
-		n, err := unix.IoctlGetInt(int(fd), unix.TIOCINQ)
-		pending = n
-		return err
-	})
-	if err != nil {
+	pending, ok := p.inPipe()
+	if !ok {
 		return
 	}
 	target := pulled + int64(pending)
@@ -179,16 +201,4 @@ func (p *pump) flush() {
 			return
 		}
 	}
-}
-
-func withFd(f *os.File, fn func(uintptr) error) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(fd) }); err != nil {
-		return err
-	}
-	return ferr
 }

@@ -48,7 +48,8 @@ func (e *Environment) Managed() bool { return e.managed != nil }
 // invoke's slot is taken again.
 func (e *Environment) InvokeShared(ctx context.Context, req *function.Request) (*function.Result, func()) {
 	m := e.managed
-	ctx = context.WithoutCancel(ctx)
+	// ctx's cancellation is dropped where it could cut Init or a reset
+	// short (ensureInit, reset), not here: one allocation fewer per invoke.
 	start := time.Now()
 	m.mu.Lock()
 	resp, failure := e.ensureInit(ctx, req.ID, start, start.Add(e.cfg.Timeout))

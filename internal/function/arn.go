@@ -16,6 +16,12 @@ const (
 // else: an empty name or qualifier, characters Lambda does not allow, or
 // parts left over.
 func ParseName(s string) (name, qualifier string, ok bool) {
+	if !strings.Contains(s, ":") { // a plain name, as most invokes give: nothing to split
+		if !ValidName(s) {
+			return "", "", false
+		}
+		return s, "", true
+	}
 	parts := strings.Split(s, ":")
 	switch {
 	case len(parts) > 1 && parts[0] == "arn":

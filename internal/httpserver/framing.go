@@ -133,8 +133,14 @@ func (s *scanner) headLine() {
 		}
 		return
 	}
-	name, value, ok := s.line.header()
 	s.last = ""
+	// Most header lines are neither Content-Length nor Transfer-Encoding:
+	// a name of another length is passed over without trimming its value
+	// or folding its case.
+	if b, _ := s.line.trimmed(); !maybeFraming(b) {
+		return
+	}
+	name, value, ok := s.line.header()
 	switch {
 	case !ok:
 		// Too long to hold whole: harmless unless it is one we read.
@@ -155,6 +161,14 @@ func (s *scanner) headLine() {
 	}
 }
 
+// maybeFraming reports whether a header line's name (before its first
+// colon, or the whole line) has the length of content-length or
+// transfer-encoding.
+func maybeFraming(line []byte) bool {
+	name, _, _ := bytes.Cut(line, []byte(":"))
+	return len(name) == len("content-length") || len(name) == len("transfer-encoding")
+}
+
 // endHead gives the head its verdict and moves on to its body.
 func (s *scanner) endHead() {
 	i := s.heads
@@ -170,7 +184,8 @@ func (s *scanner) endHead() {
 		n, err = strconv.ParseUint(string(s.cl), 10, 63)
 		bad = err != nil // ParseUint takes no sign, space or underscore
 	}
-	s.lines, s.proto, s.cl, s.te, s.nCL, s.nTE, s.last, s.broken = 0, "", nil, nil, 0, 0, "", false
+	// cl and te keep their arrays for the connection's next head.
+	s.lines, s.proto, s.cl, s.te, s.nCL, s.nTE, s.last, s.broken = 0, "", s.cl[:0], s.te[:0], 0, 0, "", false
 	switch {
 	case bad:
 		s.bad = i
@@ -273,6 +288,9 @@ func (l *line) lastToken() string {
 	i := bytes.LastIndexByte(b, ' ')
 	if i < 0 {
 		return ""
+	}
+	if t := b[i+1:]; string(t) == "HTTP/1.1" {
+		return "HTTP/1.1" // nearly every request's: no copy
 	}
 	return string(b[i+1:])
 }

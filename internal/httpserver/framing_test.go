@@ -39,6 +39,9 @@ func TestScanner(t *testing.T) {
 		{"chunk line with bare LF", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n" + get, []bool{true, false}},
 		{"chunk data without CRLF", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n0\r\n\r\n" + get, []bool{true, false}},
 		{"empty request line", "\r\n" + get, []bool{false, false}},
+		{"other headers of the same lengths", "POST / HTTP/1.1\r\nHost: x\r\nX-Content-Lengt: 9\r\nX-Transfer-Encodi: gzip\r\nContent-Length: 2\r\n\r\nab" + get, []bool{true, true, false}},
+		{"CL name without a colon", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length\r\n\r\n" + get, []bool{false, false}},
+		{"CL name with a space", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\nContent-Length: 2\r\n\r\nab" + get, []bool{true, true, false}},
 	}
 	for _, tt := range tests {
 		for _, split := range []string{"whole", "byte by byte"} {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,6 +48,7 @@ const (
 
 // Server is an HTTP/1.1 server with limits (see the package doc).
 type Server struct {
+	date        dateCache
 	srv         *http.Server
 	handler     http.Handler
 	bodyTimeout time.Duration
@@ -125,22 +127,46 @@ func (s *Server) Close() error { return s.srv.Close() }
 // serveHTTP wraps the handler: it answers a smuggling request head itself
 // and bounds the reading of the request's body.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	rc := http.NewResponseController(w)
 	if c, ok := r.Context().Value(connKey{}).(*conn); ok && !c.nextRequest() {
-		rejectFraming(w, rc)
+		rejectFraming(w, http.NewResponseController(w))
 		return
 	}
+	// net/http formats the Date header anew for every response; the
+	// server formats it once a second.
+	w.Header()["Date"] = s.date.get(time.Now())
 	if r.Method == http.MethodOptions && r.RequestURI == "*" {
 		// What net/http's own handler for "OPTIONS *" answers.
 		w.Header().Set("Content-Length", "0")
 		return
 	}
 	if s.bodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
-		if err := rc.SetReadDeadline(time.Now().Add(s.bodyTimeout)); err == nil {
-			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		// The ResponseController is made where it is used, on the stack:
+		// one allocation fewer per request.
+		if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout)); err == nil {
+			r.Body = &deadlineBody{ReadCloser: r.Body, w: w}
 		}
 	}
 	s.handler.ServeHTTP(w, r)
+}
+
+// dateCache holds the Date header's value for the current second.
+type dateCache struct {
+	cur atomic.Pointer[dateValue]
+}
+
+type dateValue struct {
+	sec int64
+	v   []string // shared by every response of the second: never modified
+}
+
+func (c *dateCache) get(now time.Time) []string {
+	sec := now.Unix()
+	if d := c.cur.Load(); d != nil && d.sec == sec {
+		return d.v
+	}
+	d := &dateValue{sec: sec, v: []string{now.UTC().Format(http.TimeFormat)}}
+	c.cur.Store(d)
+	return d.v
 }
 
 // rejectFraming answers a request whose head has both Content-Length and
@@ -163,7 +189,7 @@ func rejectFraming(w http.ResponseWriter, rc *http.ResponseController) {
 // body's end, must not fail while the handler runs.
 type deadlineBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
+	w    http.ResponseWriter
 	done bool
 }
 
@@ -184,6 +210,6 @@ func (b *deadlineBody) Close() error {
 func (b *deadlineBody) clear() {
 	if !b.done {
 		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
+		_ = http.NewResponseController(b.w).SetReadDeadline(time.Time{})
 	}
 }

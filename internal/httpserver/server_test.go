@@ -344,3 +344,42 @@ func TestHeaderTooLarge(t *testing.T) {
 		}
 	}
 }
+
+// Every answer has a Date header of the current second, in HTTP's format,
+// as net/http's own.
+func TestDate(t *testing.T) {
+	addr := start(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})})
+	for range 3 {
+		before := time.Now().Truncate(time.Second)
+		resp, err := http.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		after := time.Now()
+		d, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil || len(resp.Header["Date"]) != 1 || d.Before(before) || d.After(after) {
+			t.Errorf("Date %q (%v), want one value between %v and %v", resp.Header["Date"], err, before, after)
+		}
+	}
+}
+
+func TestDateCache(t *testing.T) {
+	var c dateCache
+	t0 := time.Date(2026, 12, 2, 3, 4, 5, 0, time.UTC)
+	for _, c2 := range []struct {
+		at   time.Time
+		want string
+	}{
+		{t0, "Wed, 02 Dec 2026 03:04:05 GMT"},
+		{t0.Add(999 * time.Millisecond), "Wed, 02 Dec 2026 03:04:05 GMT"},
+		{t0.Add(time.Second), "Wed, 02 Dec 2026 03:04:06 GMT"},
+		{t0.In(time.FixedZone("x", 3600)).Add(2 * time.Second), "Wed, 02 Dec 2026 03:04:07 GMT"},
+	} {
+		if got := c.get(c2.at); len(got) != 1 || got[0] != c2.want {
+			t.Errorf("get(%v) = %q, want %q", c2.at, got, c2.want)
+		}
+	}
+}

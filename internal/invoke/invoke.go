@@ -93,7 +93,9 @@ func NewServer(log *slog.Logger) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{log: log, mux: http.NewServeMux(), funcs: map[string]map[string]entry{}, aliases: map[string]Alias{}}
-	s.mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", s.handle(s.invoke))
+	s.mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", s.handle(func(w http.ResponseWriter, r *http.Request, id string) *apiError {
+		return s.invoke(w, r, r.PathValue("name"), id)
+	}))
 	s.mux.HandleFunc("POST "+StreamPath, s.handle(s.invokeStream))
 	s.mux.HandleFunc("GET "+FailedEventsPath, s.handle(s.failedEvents))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +103,7 @@ func NewServer(log *slog.Logger) *Server {
 			(*h).ServeHTTP(w, r)
 			return
 		}
-		s.handle(func(_ http.ResponseWriter, r *http.Request) *apiError {
+		s.handle(func(_ http.ResponseWriter, r *http.Request, _ string) *apiError {
 			return &apiError{Status: http.StatusNotFound, Code: "UnknownOperationException", Msg: "Unknown operation " + r.Method + " " + r.URL.Path}
 		})(w, r)
 	})
@@ -176,8 +178,27 @@ func (s *Server) RemoveAlias(name, alias string) {
 	delete(s.aliases, name+":"+alias)
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// invokePrefix and invokeSuffix frame the Invoke API's path.
+const (
+	invokePrefix = "/2015-03-31/functions/"
+	invokeSuffix = "/invocations"
+)
+
+// ServeHTTP implements http.Handler. Invoke, on every request, is routed
+// here without the mux when its path is exactly the mux's pattern (no
+// escapes, nothing to clean), which the mux would route to the same
+// handler: it saves the mux's path cleaning, unescaping and matching.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; r.Method == http.MethodPost && r.URL.RawPath == "" &&
+		len(p) > len(invokePrefix)+len(invokeSuffix) && strings.HasPrefix(p, invokePrefix) && strings.HasSuffix(p, invokeSuffix) {
+		name := p[len(invokePrefix) : len(p)-len(invokeSuffix)]
+		if name != "." && name != ".." && !strings.Contains(name, "/") {
+			s.serve(w, r, func(w http.ResponseWriter, r *http.Request, id string) *apiError { return s.invoke(w, r, name, id) })
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // apiError is an Invoke API error, written once by handle.
 type apiError struct {
@@ -209,16 +230,19 @@ func (e *apiError) write(w http.ResponseWriter, requestID string) {
 	_, _ = w.Write(b)
 }
 
-type requestIDKey struct{}
+// handler answers a request given its new request id.
+type handler func(w http.ResponseWriter, r *http.Request, id string) *apiError
 
-func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) *apiError) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		id := uuid.NewString()
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-		if e := fn(w, r); e != nil {
-			s.log.Warn("invoke rejected", "path", r.URL.Path, "error_type", e.Code, "error", e.Msg, "request_id", id)
-			e.write(w, id)
-		}
+func (s *Server) handle(fn handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, fn) }
+}
+
+// serve runs fn with a new request id and writes the error it returns.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, fn handler) {
+	id := uuid.NewString()
+	if e := fn(w, r, id); e != nil {
+		s.log.Warn("invoke rejected", "path", r.URL.Path, "error_type", e.Code, "error", e.Msg, "request_id", id)
+		e.write(w, id)
 	}
 }
 
@@ -284,12 +308,16 @@ func badParam(msg string) *apiError {
 // parseInvoke validates an Invoke or InvokeWithResponseStream request as
 // Lambda does, and builds the invocation. allowed lists the invocation
 // types the operation takes.
-func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *function.Request, string, *apiError) {
-	fn, e := s.lookup(r.PathValue("name"), r.URL.Query().Get("Qualifier"))
+func (s *Server) parseInvoke(r *http.Request, name, id string, allowed ...string) (entry, *function.Request, string, *apiError) {
+	var qualifier string
+	if r.URL.RawQuery != "" { // most invokes have none: no query parsed
+		qualifier = r.URL.Query().Get("Qualifier")
+	}
+	fn, e := s.lookup(name, qualifier)
 	if e != nil {
 		return fn, nil, "", e
 	}
-	invType := r.Header.Get("X-Amz-Invocation-Type")
+	invType := header(r.Header, "X-Amz-Invocation-Type")
 	if invType == "" {
 		invType = "RequestResponse"
 	}
@@ -297,7 +325,7 @@ func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *functi
 		return fn, nil, "", badParam("1 validation error detected: Value '" + invType + "' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [" + strings.Join(allowed, ", ") + "]")
 	}
 	tail := false
-	switch lt := r.Header.Get("X-Amz-Log-Type"); lt {
+	switch lt := header(r.Header, "X-Amz-Log-Type"); lt {
 	case "", "None":
 	case "Tail":
 		if invType == "Event" {
@@ -307,10 +335,10 @@ func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *functi
 	default:
 		return fn, nil, "", badParam("1 validation error detected: Value '" + lt + "' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]")
 	}
-	if e := checkTenant(fn.cfg, r.Header.Get(HeaderTenantID)); e != nil {
+	if e := checkTenant(fn.cfg, header(r.Header, HeaderTenantID)); e != nil {
 		return fn, nil, "", e
 	}
-	clientContext, e := decodeClientContext(r.Header.Get("X-Amz-Client-Context"))
+	clientContext, e := decodeClientContext(header(r.Header, "X-Amz-Client-Context"))
 	if e != nil {
 		return fn, nil, "", e
 	}
@@ -318,26 +346,26 @@ func (s *Server) parseInvoke(r *http.Request, allowed ...string) (entry, *functi
 	if invType == "Event" {
 		limit = MaxAsyncPayload
 	}
-	payload, e := readPayload(r.Body, limit, invType)
+	payload, e := readPayload(r.Body, r.ContentLength, limit, invType)
 	if e != nil {
 		return fn, nil, "", e
 	}
-	traceID := r.Header.Get("X-Amzn-Trace-Id")
+	traceID := header(r.Header, "X-Amzn-Trace-Id")
 	if traceID == "" {
 		traceID = xray.NewTraceID(time.Now())
 	}
 	// The runtime sees the ARN the client invoked: qualified by the
 	// version or alias it named.
 	arn := fn.cfg.ARN()
-	_, q, _ := function.ParseName(r.PathValue("name"))
-	if qq := r.URL.Query().Get("Qualifier"); qq != "" {
-		q = qq
+	_, q, _ := function.ParseName(name)
+	if qualifier != "" {
+		q = qualifier
 	}
 	if q != "" {
 		arn += ":" + q
 	}
 	req := &function.Request{
-		Invocation: runtimeInvocation(r, payload, arn, traceID, clientContext),
+		Invocation: runtimeInvocation(r, id, payload, arn, traceID, clientContext),
 		Tail:       tail,
 	}
 	return fn, req, invType, nil
@@ -357,8 +385,8 @@ func run(ctx context.Context, fn entry, req *function.Request) (*function.Result
 	return res, nil
 }
 
-func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
-	fn, req, invType, e := s.parseInvoke(r, "Event", "RequestResponse", "DryRun")
+func (s *Server) invoke(w http.ResponseWriter, r *http.Request, name, id string) *apiError {
+	fn, req, invType, e := s.parseInvoke(r, name, id, "Event", "RequestResponse", "DryRun")
 	if e != nil {
 		return e
 	}
@@ -386,10 +414,13 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) *apiError {
 	// its response, within the usual limit.
 	res = res.Buffered()
 	h := w.Header()
-	h["Content-Type"] = []string{res.ContentType}
-	h["Content-Length"] = []string{strconv.Itoa(len(res.Payload))}
-	h["X-Amz-Executed-Version"] = []string{fn.cfg.Version}
-	h["X-Amzn-Requestid"] = []string{req.ID}
+	// The values in one array, each header a one-element slice of it
+	// (capacity 1: an append copies): one allocation for four.
+	v := []string{res.ContentType, strconv.Itoa(len(res.Payload)), fn.cfg.Version, req.ID}
+	h["Content-Type"] = v[0:1:1]
+	h["Content-Length"] = v[1:2:2]
+	h["X-Amz-Executed-Version"] = v[2:3:3]
+	h["X-Amzn-Requestid"] = v[3:4:4]
 	if res.Error {
 		h["X-Amz-Function-Error"] = []string{"Unhandled"}
 	}
@@ -415,7 +446,7 @@ func enqueueError(err error) *apiError {
 	}
 }
 
-func (s *Server) failedEvents(w http.ResponseWriter, r *http.Request) *apiError {
+func (s *Server) failedEvents(w http.ResponseWriter, r *http.Request, _ string) *apiError {
 	fn, e := s.lookup(r.PathValue("name"), "")
 	if e != nil {
 		return e
@@ -430,6 +461,16 @@ func (s *Server) failedEvents(w http.ResponseWriter, r *http.Request) *apiError 
 	return nil
 }
 
+// header returns the first value of a header by its canonical name
+// (Header.Get canonicalizes the name on every call; these names are
+// constants, already canonical, as net/http stores a request's).
+func header(h http.Header, canonical string) string {
+	if v := h[canonical]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // HeaderCognitoIdentity carries a Cognito identity (JSON) to the runtime.
 // The Invoke API has no such header (mobile SDKs set it on the platform
 // side); it is lambdabox's way to test handlers that read it.
@@ -437,20 +478,20 @@ const HeaderCognitoIdentity = "X-Lambdabox-Cognito-Identity"
 
 // runtimeInvocation is the event as the runtime will see it. Its id is the
 // request id the client gets back in x-amzn-RequestId.
-func runtimeInvocation(r *http.Request, payload []byte, arn, traceID, clientContext string) function.Invocation {
-	ct := r.Header.Get("Content-Type")
+func runtimeInvocation(r *http.Request, id string, payload []byte, arn, traceID, clientContext string) function.Invocation {
+	ct := header(r.Header, "Content-Type")
 	if ct == "" || strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		ct = "application/json" // what curl -d and some SDKs send by default
 	}
 	return function.Invocation{
-		ID:              r.Context().Value(requestIDKey{}).(string),
+		ID:              id,
 		Payload:         payload,
 		ContentType:     ct,
 		FunctionARN:     arn,
 		TraceID:         traceID,
 		ClientContext:   clientContext,
-		CognitoIdentity: r.Header.Get(HeaderCognitoIdentity),
-		TenantID:        r.Header.Get(HeaderTenantID),
+		CognitoIdentity: header(r.Header, HeaderCognitoIdentity),
+		TenantID:        header(r.Header, HeaderTenantID),
 	}
 }
 
@@ -503,8 +544,24 @@ func decodeClientContext(h string) (string, *apiError) {
 // readPayload reads the whole body, refusing (never truncating) one over
 // limit, and checks that it is JSON. An empty body is the event {}. A body
 // that does not arrive within the server's body-read timeout is a 408.
-func readPayload(body io.Reader, limit int64, invType string) ([]byte, *apiError) {
-	b, err := io.ReadAll(io.LimitReader(body, limit+1))
+// presized is the largest declared body readPayload allocates at once.
+const presized = 64 << 10
+
+func readPayload(body io.Reader, size, limit int64, invType string) ([]byte, *apiError) {
+	var b []byte
+	var err error
+	if size >= 0 && size <= min(limit, presized) {
+		// The length is known, allowed and small: one allocation of it,
+		// where io.ReadAll starts at 512 bytes and grows. net/http's body
+		// stops at it, and reports one cut short. (A large one grows as
+		// it arrives: a client must send what it declared.)
+		b = make([]byte, size)
+		var n int
+		n, err = io.ReadFull(body, b)
+		b = b[:n]
+	} else {
+		b, err = io.ReadAll(io.LimitReader(body, limit+1))
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil, &apiError{Status: http.StatusRequestTimeout, Code: "RequestTimeoutException", Msg: "Timed out reading the request body"}
 	}

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/lambdabox/lambdabox/internal/function"
 )
@@ -115,25 +117,34 @@ func (s *stalled) Read(p []byte) (int, error) {
 func TestReadPayload(t *testing.T) {
 	tests := []struct {
 		name   string
-		body   io.Reader
+		body   func() io.Reader
+		size   int64 // Content-Length
 		status int
 		code   string
 	}{
-		{"JSON", strings.NewReader(`{"a":1}`), 0, ""},
-		{"too large", strings.NewReader(`"` + strings.Repeat("a", 20) + `"`), http.StatusRequestEntityTooLarge, "RequestTooLargeException"},
-		{"not JSON", strings.NewReader("{"), http.StatusBadRequest, "InvalidRequestContentException"},
-		{"body-read timeout", &stalled{`{"a":`}, http.StatusRequestTimeout, "RequestTimeoutException"},
+		{"JSON", func() io.Reader { return strings.NewReader(`{"a":1}`) }, 7, 0, ""},
+		{"empty", func() io.Reader { return strings.NewReader("") }, 0, 0, ""},
+		{"too large", func() io.Reader { return strings.NewReader(`"` + strings.Repeat("a", 20) + `"`) }, 22, http.StatusRequestEntityTooLarge, "RequestTooLargeException"},
+		{"not JSON", func() io.Reader { return strings.NewReader("{") }, 1, http.StatusBadRequest, "InvalidRequestContentException"},
+		{"shorter than its length", func() io.Reader {
+			return io.MultiReader(strings.NewReader(`{"`), iotest.ErrReader(io.ErrUnexpectedEOF))
+		}, 7, http.StatusBadRequest, "InvalidRequestContentException"},
+		{"body-read timeout", func() io.Reader { return &stalled{`{"a":`} }, 10, http.StatusRequestTimeout, "RequestTimeoutException"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, e := readPayload(tt.body, 16, "RequestResponse")
-			switch {
-			case tt.status == 0 && e != nil:
-				t.Errorf("error %+v, want none", e)
-			case tt.status != 0 && (e == nil || e.Status != tt.status || e.Code != tt.code):
-				t.Errorf("error %+v, want %d %s", e, tt.status, tt.code)
-			}
-		})
+		for _, size := range []int64{-1, tt.size} {
+			t.Run(tt.name+"/"+strconv.FormatInt(size, 10), func(t *testing.T) {
+				b, e := readPayload(tt.body(), size, 16, "RequestResponse")
+				switch {
+				case tt.status == 0 && e != nil:
+					t.Errorf("error %+v, want none", e)
+				case tt.status == 0 && tt.size > 0 && int64(len(b)) != tt.size:
+					t.Errorf("payload %q, want %d bytes", b, tt.size)
+				case tt.status != 0 && (e == nil || e.Status != tt.status || e.Code != tt.code):
+					t.Errorf("error %+v, want %d %s", e, tt.status, tt.code)
+				}
+			})
+		}
 	}
 }
 

@@ -13,8 +13,8 @@ const StreamPath = "/2021-11-15/functions/{name}/response-streaming-invocations"
 // invokeStream serves InvokeWithResponseStream: the function's response as
 // an AWS event stream of PayloadChunk events, sent as the runtime writes
 // them, then InvokeComplete with the error and the log tail.
-func (s *Server) invokeStream(w http.ResponseWriter, r *http.Request) *apiError {
-	fn, req, invType, e := s.parseInvoke(r, "RequestResponse", "DryRun")
+func (s *Server) invokeStream(w http.ResponseWriter, r *http.Request, id string) *apiError {
+	fn, req, invType, e := s.parseInvoke(r, r.PathValue("name"), id, "RequestResponse", "DryRun")
 	if e != nil {
 		return e
 	}

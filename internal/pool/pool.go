@@ -55,6 +55,10 @@ type Config struct {
 type Pool struct {
 	cfg   Config
 	slots chan struct{} // one token per invoke that may run now
+	// settle hands an invoke's settling (END, REPORT, the slot back) to a
+	// settler goroutine waiting for one; settlers counts them.
+	settle   chan func()
+	settlers sync.WaitGroup
 
 	mu      sync.Mutex
 	idle    []*idleEnv
@@ -102,7 +106,8 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Pool{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrency*cfg.PerEnvironment), done: make(chan struct{}), settled: make(chan struct{})}
+	p := &Pool{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrency*cfg.PerEnvironment), done: make(chan struct{}), settled: make(chan struct{}),
+		settle: make(chan func())}
 	if cfg.KeepAlive > 0 {
 		p.reaped = make(chan struct{})
 		go p.reap()
@@ -134,7 +139,7 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 	}
 	// The caller answers while the environment settles (END, REPORT); the
 	// slot takes its next invoke only after that.
-	go func() {
+	job := func() {
 		if settle != nil {
 			settle()
 		} else {
@@ -142,8 +147,31 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 		}
 		p.put(ie)
 		<-p.slots
-	}()
+	}
+	select {
+	case p.settle <- job: // a settler was waiting
+	default:
+		p.settlers.Add(1)
+		go p.settler(job)
+	}
 	return res, nil
+}
+
+// settler runs job, then the jobs handed to it, until the pool closes.
+// Settlers outlive their first job because a new goroutine per invoke
+// grows its stack on every settle (REPORT's formatting is deep): about 12k
+// instructions an invoke. There are at most as many as invokes settled at
+// once, bounded by the pool's slots.
+func (p *Pool) settler(job func()) {
+	defer p.settlers.Done()
+	for {
+		job()
+		select {
+		case job = <-p.settle:
+		case <-p.done:
+			return
+		}
+	}
 }
 
 // Init pre-warms n environments, as provisioned concurrency does: they
@@ -349,6 +377,7 @@ func (p *Pool) Close(ctx context.Context) error {
 	}
 	select {
 	case <-p.settled:
+		p.settlers.Wait() // each has seen done and is ending
 	case <-ctx.Done():
 	}
 	p.mu.Lock()

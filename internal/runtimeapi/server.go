@@ -1,6 +1,7 @@
 package runtimeapi
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -83,6 +84,7 @@ type Server struct {
 	shaping bool
 	nonce   string        // this server's prefix of invocation ids
 	seq     atomic.Uint64 // numbers invocation ids
+	bodies  sync.Pool     // *[smallBody]byte: readLimited's first buffers
 
 	mu       sync.Mutex
 	gen      *generation
@@ -132,7 +134,9 @@ func NewServer(log *slog.Logger, shaping bool) *Server {
 	s := &Server{log: log, mux: http.NewServeMux(), shaping: shaping, conc: 1,
 		nonce: hex.EncodeToString(b[:]), inflight: map[string]*call{}, gone: map[string]goneReason{}}
 	s.mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", s.handle(s.next))
-	s.mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.handle(s.response))
+	s.mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.handle(func(w http.ResponseWriter, r *http.Request) *apiError {
+		return s.response(w, r, r.PathValue("id"))
+	}))
 	s.mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", s.handle(s.invocationError))
 	s.mux.HandleFunc("POST /2018-06-01/runtime/init/error", s.handle(s.initError))
 	s.mux.HandleFunc("/", s.handle(func(http.ResponseWriter, *http.Request) *apiError {
@@ -142,7 +146,35 @@ func NewServer(log *slog.Logger, shaping bool) *Server {
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// Paths of the Runtime API that every invoke calls.
+const (
+	nextPath       = "/2018-06-01/runtime/invocation/next"
+	invocationPath = "/2018-06-01/runtime/invocation/"
+	responseSuffix = "/response"
+)
+
+// ServeHTTP implements http.Handler. next and response, called on every
+// invoke, are routed here without the mux when their path is exactly one
+// of the mux's own patterns (no escapes, nothing to clean), which the mux
+// would route to the same handler: it saves the mux's path cleaning,
+// unescaping and matching, about a tenth of the Runtime API's cost.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.RawPath == "" {
+		switch p := r.URL.Path; {
+		case r.Method == http.MethodGet && p == nextPath:
+			s.serve(w, r, s.next(w, r))
+			return
+		case r.Method == http.MethodPost && len(p) > len(invocationPath)+len(responseSuffix) &&
+			strings.HasPrefix(p, invocationPath) && strings.HasSuffix(p, responseSuffix):
+			id := p[len(invocationPath) : len(p)-len(responseSuffix)]
+			if id != "." && id != ".." && !strings.Contains(id, "/") {
+				s.serve(w, r, s.response(w, r, id))
+				return
+			}
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // SetConcurrency lets the runtime hold up to n invocations at once
 // (Lambda Managed Instances: AWS_LAMBDA_MAX_CONCURRENCY); it applies from
@@ -242,18 +274,20 @@ type apiError struct {
 }
 
 func (s *Server) handle(fn func(http.ResponseWriter, *http.Request) *apiError) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		e := fn(w, r)
-		if e == errDiscarded {
-			s.log.Warn("discarding a late answer to an invocation that timed out", "path", r.URL.Path)
-			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, MaxStreamSize))
-			writeAccepted(w)
-			return
-		}
-		if e != nil {
-			s.log.Warn("runtime API request rejected", "path", r.URL.Path, "error_type", e.Type, "error", e.Msg)
-			writeJSON(w, e.Status, map[string]string{"errorMessage": e.Msg, "errorType": e.Type})
-		}
+	return func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, fn(w, r)) }
+}
+
+// serve finishes a request whose handler returned e.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, e *apiError) {
+	if e == errDiscarded {
+		s.log.Warn("discarding a late answer to an invocation that timed out", "path", r.URL.Path)
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, MaxStreamSize))
+		writeAccepted(w)
+		return
+	}
+	if e != nil {
+		s.log.Warn("runtime API request rejected", "path", r.URL.Path, "error_type", e.Type, "error", e.Msg)
+		writeJSON(w, e.Status, map[string]string{"errorMessage": e.Msg, "errorType": e.Type})
 	}
 }
 
@@ -326,26 +360,32 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 
 	inv := c.inv
 	h := w.Header()
-	h[HeaderRequestID] = []string{inv.ID}
-	h[HeaderDeadline] = []string{strconv.FormatInt(inv.Deadline.UnixMilli(), 10)}
-	h[HeaderFunctionARN] = []string{inv.FunctionARN}
-	h[HeaderTraceID] = []string{inv.TraceID}
-	h[HeaderInvocationID] = []string{c.invID}
+	// Every value in one array, each header a one-element slice of it
+	// (capacity 1: an append copies): one allocation instead of one per
+	// header.
+	v := []string{inv.ID, strconv.FormatInt(inv.Deadline.UnixMilli(), 10), inv.FunctionARN, inv.TraceID,
+		c.invID, strconv.Itoa(len(inv.Payload)), inv.ClientContext, inv.CognitoIdentity, inv.TenantID, inv.ContentType}
+	one := func(i int) []string { return v[i : i+1 : i+1] }
+	h[HeaderRequestID] = one(0)
+	h[HeaderDeadline] = one(1)
+	h[HeaderFunctionARN] = one(2)
+	h[HeaderTraceID] = one(3)
+	h[HeaderInvocationID] = one(4)
+	h["Content-Length"] = one(5)
 	if inv.ClientContext != "" {
-		h[HeaderClientContext] = []string{inv.ClientContext}
+		h[HeaderClientContext] = one(6)
 	}
 	if inv.CognitoIdentity != "" {
-		h[HeaderCognitoIdentity] = []string{inv.CognitoIdentity}
+		h[HeaderCognitoIdentity] = one(7)
 	}
 	if inv.TenantID != "" {
-		h[HeaderTenantID] = []string{inv.TenantID}
+		h[HeaderTenantID] = one(8)
 	}
 	if ct := inv.ContentType; ct == "" || ct == "application/json" {
 		h["Content-Type"] = jsonType
 	} else {
-		h["Content-Type"] = []string{ct}
+		h["Content-Type"] = one(9)
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(inv.Payload))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(inv.Payload)
 	return nil
@@ -388,24 +428,34 @@ func (s *Server) claim(id, invID string) (*call, *apiError) {
 	return c, nil
 }
 
-func (s *Server) response(w http.ResponseWriter, r *http.Request) *apiError {
-	id := r.PathValue("id")
-	c, e := s.claim(id, r.Header.Get(HeaderInvocationID))
+// header returns the first value of a header by its canonical name
+// (Header.Get canonicalizes the name on every call; these names are
+// constants, already canonical).
+func header(h http.Header, canonical string) string {
+	if v := h[canonical]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (s *Server) response(w http.ResponseWriter, r *http.Request, id string) *apiError {
+	c, e := s.claim(id, header(r.Header, HeaderInvocationID))
 	if e != nil {
 		return e
 	}
-	if mode := r.Header.Get(HeaderResponseMode); mode != "" && mode != "streaming" {
+	mode := header(r.Header, HeaderResponseMode)
+	if mode != "" && mode != "streaming" {
 		c.done <- ErrorResponse("Runtime.InvalidResponseModeHeader", "RequestId: "+id+" Error: invalid response mode "+strconv.Quote(mode))
 		return &apiError{http.StatusBadRequest, "InvalidFunctionResponseMode", "Invalid response mode " + strconv.Quote(mode) + "; the only accepted value is streaming"}
 	}
-	ct := r.Header.Get("Content-Type")
+	ct := header(r.Header, "Content-Type")
 	if ct == "" {
 		ct = "application/json"
 	}
-	if mode := r.Header.Get(HeaderResponseMode); mode == "streaming" || c.inv.Streaming {
+	if mode == "streaming" || c.inv.Streaming {
 		return s.stream(w, r, c, ct)
 	}
-	body, n, err := readLimited(r.Body)
+	body, n, err := s.readLimited(r.Body)
 	switch {
 	case errors.Is(err, errTooLarge):
 		c.done <- ErrorResponse("Function.ResponseSizeTooLarge", "Response payload size ("+strconv.FormatInt(n, 10)+" bytes) exceeded maximum allowed payload size ("+strconv.Itoa(MaxResponseSize)+" bytes).")
@@ -414,7 +464,7 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request) *apiError {
 		c.done <- ErrorResponse("Runtime.TruncatedResponse", "RequestId: "+id+" Error: reading the runtime's response: "+err.Error())
 		return &apiError{http.StatusBadRequest, "InvalidRequestFormat", "reading body: " + err.Error()}
 	}
-	if et := r.Trailer.Get(HeaderErrorType); et != "" { // a failure reported after the body started
+	if et := header(r.Trailer, HeaderErrorType); et != "" { // a failure reported after the body started
 		resp := &Response{Payload: body, ContentType: "application/json", Error: true, ErrorType: errorType(et, nil)}
 		if eb := r.Trailer.Get(HeaderErrorBody); eb != "" {
 			if dec, err := base64.StdEncoding.DecodeString(eb); err == nil {
@@ -457,11 +507,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, c *call, ct stri
 }
 
 func (s *Server) invocationError(w http.ResponseWriter, r *http.Request) *apiError {
-	c, e := s.claim(r.PathValue("id"), r.Header.Get(HeaderInvocationID))
+	c, e := s.claim(r.PathValue("id"), header(r.Header, HeaderInvocationID))
 	if e != nil {
 		return e
 	}
-	resp, e := readError(r)
+	resp, e := s.readError(r)
 	if e != nil {
 		c.done <- ErrorResponse("Function.ResponseSizeTooLarge", e.Msg)
 		return e
@@ -479,7 +529,7 @@ func (s *Server) initError(w http.ResponseWriter, r *http.Request) *apiError {
 	if ready {
 		return &apiError{http.StatusForbidden, "InvalidStateTransition", "State transition from Ready to InitError failed: init is over"}
 	}
-	resp, e := readError(r)
+	resp, e := s.readError(r)
 	if e != nil {
 		return e
 	}
@@ -492,8 +542,8 @@ func (s *Server) initError(w http.ResponseWriter, r *http.Request) *apiError {
 }
 
 // readError reads an error report posted to init/error or .../error.
-func readError(r *http.Request) (*Response, *apiError) {
-	body, _, err := readLimited(r.Body)
+func (s *Server) readError(r *http.Request) (*Response, *apiError) {
+	body, _, err := s.readLimited(r.Body)
 	if errors.Is(err, errTooLarge) {
 		return nil, tooLarge()
 	}
@@ -515,9 +565,32 @@ func tooLarge() *apiError {
 
 var errTooLarge = errors.New("payload too large")
 
+// smallBody is the size of the pooled buffers readLimited reads into first.
+const smallBody = 1024
+
 // readLimited reads at most MaxResponseSize bytes. Past that it drains and
 // counts the rest and returns errTooLarge with the full size.
-func readLimited(body io.Reader) ([]byte, int64, error) {
+func (s *Server) readLimited(body io.Reader) ([]byte, int64, error) {
+	// Most answers are small, and sent chunked, of unknown length: they
+	// are read into a pooled buffer and copied at their size, where
+	// io.ReadAll would take 512 bytes and more for each.
+	buf, _ := s.bodies.Get().(*[smallBody]byte)
+	if buf == nil {
+		buf = new([smallBody]byte)
+	}
+	defer s.bodies.Put(buf)
+	n := 0
+	for n < len(buf) {
+		m, err := body.Read(buf[n:])
+		n += m
+		switch {
+		case errors.Is(err, io.EOF):
+			return append(make([]byte, 0, n), buf[:n]...), int64(n), nil
+		case err != nil:
+			return append(make([]byte, 0, n), buf[:n]...), int64(n), err
+		}
+	}
+	body = io.MultiReader(bytes.NewReader(buf[:n]), body)
 	b, err := io.ReadAll(io.LimitReader(body, MaxResponseSize+1))
 	if err != nil {
 		return b, int64(len(b)), err

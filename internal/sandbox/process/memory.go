@@ -177,6 +177,7 @@ type memcg struct {
 	released bool
 	oom      bool
 	peak     uint64
+	peakFile *os.File // the open peak file; closed at release
 }
 
 // start starts cmd with start, from a thread in the v1 memory cgroup (see
@@ -210,25 +211,50 @@ func (c *memcg) start(cmd *exec.Cmd, start func(*exec.Cmd) error) error {
 	return <-errc
 }
 
-// read returns whether the OOM killer has killed a process of the cgroup,
-// and its peak usage in bytes.
-func (c *memcg) read() (oom bool, peak uint64) {
+// peakName and oomName are the cgroup's files of its peak usage in bytes
+// and of its OOM kill count.
+func (c *memcg) peakName() string {
 	if c.v2 {
-		if b, err := os.ReadFile(filepath.Join(c.dir, "memory.events")); err == nil {
-			oom = counter(b, "oom_kill") > 0
+		return "memory.peak"
+	}
+	return "memory.max_usage_in_bytes"
+}
+
+func (c *memcg) oomName() string {
+	if c.v2 {
+		return "memory.events"
+	}
+	return "memory.oom_control"
+}
+
+// readPeak returns the cgroup's peak usage in bytes, 0 where it cannot be
+// read. It is read on every invoke, so its file is kept open (c.peakFile)
+// and re-read from offset 0 with one pread, where an open, reads and a
+// close took ten syscalls (os.File.ReadAt would take two: it reads again
+// until the buffer is full or the file ends). c.mu is held.
+func (c *memcg) readPeak() uint64 {
+	if c.peakFile == nil {
+		f, err := os.Open(filepath.Join(c.dir, c.peakName()))
+		if err != nil {
+			return 0
 		}
-		if b, err := os.ReadFile(filepath.Join(c.dir, "memory.peak")); err == nil {
-			peak, _ = strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
-		}
-		return oom, peak
+		c.peakFile = f
 	}
-	if b, err := os.ReadFile(filepath.Join(c.dir, "memory.oom_control")); err == nil {
-		oom = counter(b, "oom_kill") > 0
+	var buf [32]byte
+	// A cgroup file never blocks; Fd's switch to blocking mode is moot.
+	n, err := syscall.Pread(int(c.peakFile.Fd()), buf[:], 0)
+	if err != nil || n <= 0 {
+		return 0
 	}
-	if b, err := os.ReadFile(filepath.Join(c.dir, "memory.max_usage_in_bytes")); err == nil {
-		peak, _ = strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64)
-	}
-	return oom, peak
+	peak, _ := strconv.ParseUint(string(bytes.TrimSpace(buf[:n])), 10, 64)
+	return peak
+}
+
+// readOOM returns whether the OOM killer has killed a process of the
+// cgroup. It is read when a runtime exits, not per invoke.
+func (c *memcg) readOOM() bool {
+	b, err := os.ReadFile(filepath.Join(c.dir, c.oomName()))
+	return err == nil && counter(b, "oom_kill") > 0
 }
 
 // counter returns the value of key in a "key value" per line file.
@@ -242,16 +268,31 @@ func counter(b []byte, key string) uint64 {
 	return 0
 }
 
-// stats returns what read does, or what it read at release.
-func (c *memcg) stats() (oom bool, peak uint64) {
+// maxMemory returns the cgroup's peak usage in bytes, or what it was at
+// release.
+func (c *memcg) maxMemory() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.released {
-		return c.oom, c.peak
+	if !c.released {
+		c.peak = max(c.peak, c.readPeak())
 	}
-	oom, peak = c.read()
-	c.oom, c.peak = c.oom || oom, max(c.peak, peak)
-	return c.oom, c.peak
+	return c.peak
+}
+
+// outOfMemory returns whether the OOM killer has killed a process of the
+// cgroup, or had at release.
+func (c *memcg) outOfMemory() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.released {
+		c.oom = c.oom || c.readOOM()
+	}
+	return c.oom
+}
+
+// stats returns what outOfMemory and maxMemory do.
+func (c *memcg) stats() (oom bool, peak uint64) {
+	return c.outOfMemory(), c.maxMemory()
 }
 
 // release keeps the cgroup's figures and removes a v1 cgroup, whose
@@ -264,6 +305,10 @@ func (c *memcg) release() {
 		return
 	}
 	c.released = true
+	if c.peakFile != nil {
+		_ = c.peakFile.Close()
+		c.peakFile = nil
+	}
 	c.mu.Unlock()
 	if !c.v2 {
 		_ = removeCgroup(c.dir)

@@ -38,6 +38,31 @@ func TestMemcgRead(t *testing.T) {
 			if oom, peak := m.stats(); oom != c.oom || peak != c.peak {
 				t.Errorf("stats = %v, %d; want %v, %d", oom, peak, c.oom, c.peak)
 			}
+			// The peak file stays open: a new, higher peak is read from
+			// it, a lower one leaves the peak as it was, and release
+			// keeps the last figures.
+			if c.peak > 0 {
+				peakFile := filepath.Join(dir, m.peakName())
+				for _, w := range []struct {
+					body string
+					want uint64
+				}{{"999999999\n", 999999999}, {"5\n", 999999999}} {
+					if err := os.WriteFile(peakFile, []byte(w.body), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if got := m.maxMemory(); got != w.want {
+						t.Errorf("after writing %q: maxMemory = %d; want %d", w.body, got, w.want)
+					}
+				}
+				m.v2 = true // release removes only a v1 cgroup's directory
+				m.release()
+				if m.peakFile != nil {
+					t.Error("release left the peak file open")
+				}
+				if got := m.maxMemory(); got != 999999999 {
+					t.Errorf("after release: maxMemory = %d; want 999999999", got)
+				}
+			}
 		})
 	}
 }

@@ -498,8 +498,7 @@ func (e *env) OutOfMemory() bool {
 	if e.mc == nil {
 		return false
 	}
-	oom, _ := e.mc.stats()
-	return oom
+	return e.mc.outOfMemory()
 }
 
 // killAll ends a start that failed half way: whatever started is killed
@@ -541,7 +540,7 @@ func (e *env) Stop(ctx context.Context) error {
 // of every process of the environment and of what each started.
 func (e *env) MaxMemory() (uint64, error) {
 	if e.mc != nil {
-		if _, peak := e.mc.stats(); peak > 0 {
+		if peak := e.mc.maxMemory(); peak > 0 {
 			return peak, nil
 		}
 	}
