@@ -4,9 +4,9 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,113 +16,10 @@ import (
 	"time"
 
 	"github.com/lambdabox/lambdabox/internal/controlplane"
-	"github.com/lambdabox/lambdabox/internal/function"
-	"github.com/lambdabox/lambdabox/internal/invoke"
+	"github.com/lambdabox/lambdabox/internal/launch"
 	"github.com/lambdabox/lambdabox/internal/sandbox/process"
 	"github.com/lambdabox/lambdabox/internal/service"
 	"github.com/lambdabox/lambdabox/internal/store"
-)
-
-// serviceRunner is the tests' controlplane.Runner: Zip functions of the
-// python and provided runtimes on the function service, with the process
-// driver (python3 -m awslambdaric <handler>, PYTHONPATH=code; provided:
-// code/bootstrap). lambdabox serve's own adapter replaces it.
-type serviceRunner struct {
-	svc    *service.Service
-	python string // an interpreter with awslambdaric
-
-	mu       sync.Mutex
-	deployed map[string]bool // service keys
-}
-
-func (r *serviceRunner) spec(fn controlplane.Function) (service.FunctionSpec, error) {
-	cfg := function.Config{
-		Name: fn.Name, Version: fn.Version, Region: fn.Region, AccountID: fn.AccountID, Handler: fn.Handler,
-		Timeout: fn.Timeout, MemoryMB: fn.MemoryMB, Dir: fn.CodeDir, TaskRoot: fn.CodeDir,
-		TenantIsolation: fn.TenantIsolation,
-	}
-	for k, v := range fn.Env {
-		cfg.Env = append(cfg.Env, k+"="+v)
-	}
-	switch rt := fn.Runtime; {
-	case fn.PackageType == "Image":
-		return service.FunctionSpec{}, errors.New("image functions need the container driver")
-	case strings.HasPrefix(rt, "python"):
-		module, _, _ := strings.Cut(fn.Handler, ".")
-		if _, err := os.Stat(filepath.Join(fn.CodeDir, strings.ReplaceAll(module, "/", string(filepath.Separator))+".py")); err != nil {
-			return service.FunctionSpec{}, fmt.Errorf("Runtime.ImportModuleError: Unable to import module '%s': no %s.py in the code", module, module)
-		}
-		cfg.Command = []string{r.python, "-m", "awslambdaric", fn.Handler}
-		cfg.Env = append(cfg.Env, "PYTHONPATH="+fn.CodeDir)
-		cfg.ExecutionEnv = "AWS_Lambda_" + rt
-	case strings.HasPrefix(rt, "provided"):
-		boot := filepath.Join(fn.CodeDir, "bootstrap")
-		if fi, err := os.Stat(boot); err != nil || fi.Mode()&0o111 == 0 {
-			return service.FunctionSpec{}, errors.New("Runtime.InvalidEntrypoint: no executable bootstrap in the code")
-		}
-		cfg.Command = []string{boot}
-	default:
-		return service.FunctionSpec{}, fmt.Errorf("runtime %s: not run by these tests", rt)
-	}
-	spec := service.FunctionSpec{Function: cfg, MaxConcurrency: 2, Queue: true, ExtensionsDir: "/nonexistent"}
-	if fn.URL != nil {
-		spec.FunctionURL, spec.URLStreaming = "127.0.0.1:0", fn.URL.InvokeMode == "RESPONSE_STREAM"
-	}
-	if n := fn.ReservedConcurrency; n != nil && *n > 0 {
-		spec.MaxConcurrency = *n
-	}
-	return spec, nil
-}
-
-func (r *serviceRunner) Deploy(ctx context.Context, fn controlplane.Function) error {
-	spec, err := r.spec(fn)
-	if err != nil {
-		return err
-	}
-	key := service.Key(spec.Function)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.deployed[key] {
-		return r.svc.Replace(ctx, spec)
-	}
-	if err := r.svc.Add(ctx, spec); err != nil {
-		return err
-	}
-	r.deployed[key] = true
-	return nil
-}
-
-func (r *serviceRunner) Undeploy(ctx context.Context, name, version string) error {
-	key := service.Key(function.Config{Name: name, Version: version})
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.deployed[key] {
-		return nil
-	}
-	delete(r.deployed, key)
-	return r.svc.Remove(ctx, key)
-}
-
-func (r *serviceRunner) Route(name, alias string, to *controlplane.Routing) error {
-	if to == nil {
-		r.svc.RemoveAlias(name, alias)
-		return nil
-	}
-	r.svc.SetAlias(name, alias, invoke.Alias{Version: to.Version, Weights: to.Weights})
-	return nil
-}
-
-// FunctionURL implements controlplane.URLer.
-func (r *serviceRunner) FunctionURL(name string) string {
-	if addr := r.svc.FunctionURLAddr(name); addr != "" {
-		return "http://" + addr + "/"
-	}
-	return ""
-}
-
-var (
-	_ controlplane.Runner = (*serviceRunner)(nil)
-	_ controlplane.URLer  = (*serviceRunner)(nil)
 )
 
 // local is a running local Lambda service with its control plane, on a
@@ -174,13 +71,21 @@ func startLocal(t testing.TB, dir string) *local {
 		t.Fatal(err)
 	}
 	l := &local{dir: dir, st: st, drv: drv, done: make(chan error, 1), out: &bytes.Buffer{}}
-	runner := &serviceRunner{python: requirePython(t), deployed: map[string]bool{}}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	l.cp, err = controlplane.New(controlplane.Config{Store: st, Runner: runner, Log: log})
+	// lambdabox serve's own wiring: the service sends what the Invoke API
+	// does not route to the control plane, whose functions launch.Runner
+	// runs on the service.
+	svc, err := service.New(service.Config{InvokeAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Driver: drv,
+		Control: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { l.cp.ServeHTTP(w, r) }),
+		Output:  syncWriter{w: l.out}, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner.svc, err = service.New(service.Config{InvokeAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Driver: drv, Control: l.cp, Output: syncWriter{w: l.out}, Log: log})
+	lch, err := launch.New(launch.Config{Python: requirePython(t), BaseEnv: os.Environ(), CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.cp, err = controlplane.New(controlplane.Config{Store: st, Runner: launch.NewRunner(lch, svc, nil), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,13 +94,13 @@ func startLocal(t testing.TB, dir string) *local {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
-	go func() { l.done <- runner.svc.Run(ctx) }()
+	go func() { l.done <- svc.Run(ctx) }()
 	select {
-	case <-runner.svc.Ready():
+	case <-svc.Ready():
 	case err := <-l.done:
 		t.Fatalf("Run: %v", err)
 	}
-	l.URL = "http://" + runner.svc.InvokeAddr()
+	l.URL = "http://" + svc.InvokeAddr()
 	t.Cleanup(func() { l.stop(t) })
 	return l
 }
