@@ -190,13 +190,15 @@ func TestServeErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--driver", "container"}, "container driver is not available"},
+		{[]string{"--driver", "container"}, "--driver container: no container engine answers"},
 		{nil, "function J: runtime java21 needs --driver container"},
 		{[]string{"-t", "nope.yaml"}, "no such file"},
 		{[]string{"--parameter-overrides", "novalue"}, "want KEY=VALUE"},
 		{[]string{"--log-format", "xml"}, "log format"},
 	} {
-		r := runTool(t, 30*time.Second, dir, os.Environ(), lambdaboxBin, append([]string{"serve", "--addr", freeAddr(t), "--state-dir", t.TempDir()}, c.args...)...)
+		// No engine answers, so that J needs one.
+		env := append(os.Environ(), "DOCKER_HOST=unix://"+filepath.Join(dir, "no-engine.sock"))
+		r := runTool(t, 30*time.Second, dir, env, lambdaboxBin, append([]string{"serve", "--addr", freeAddr(t), "--state-dir", t.TempDir()}, c.args...)...)
 		if r.err == nil || !strings.Contains(r.stderr, c.want) {
 			t.Errorf("serve %q: %v, stderr %q, want %q", c.args, r.err, r.stderr, c.want)
 		}
