@@ -71,7 +71,7 @@ func (e *Environment) InvokeShared(ctx context.Context, req *function.Request) (
 		req.Deadline = start.Add(e.cfg.Timeout)
 		resp, failure = e.runShared(ctx, inst, &req.Invocation)
 	}
-	r := &report{id: req.ID, start: start, end: time.Now(), deadline: req.Deadline, failure: failure, resp: resp}
+	r := &report{id: req.ID, start: start, end: time.Now(), deadline: req.Deadline, failure: failure, resp: resp, tenant: req.TenantID}
 	res := newResult(resp)
 	if req.Tail {
 		// The runtime's lines of concurrent invokes cannot be told apart:

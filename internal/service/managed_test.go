@@ -352,3 +352,18 @@ func TestManagedInstancesTimeoutFailsOnlyItsInvoke(t *testing.T) {
 		})
 	}
 }
+
+// TestManagedInstancesTenantInREPORT: with tenant isolation, the REPORT of
+// an invoke in a Managed Instances environment names its tenant, as the
+// one-invoke environments' do.
+func TestManagedInstancesTenantInREPORT(t *testing.T) {
+	rt := lmiRuntimes()[0] // aws-lambda-go
+	spec := lmiSpec(t, rt, 2, true)
+	spec.Function.TenantIsolation = true
+	r := startService(t, Config{}, spec)
+	resp, body := r.invoke(t, "lmi", `{"op":"info"}`, "X-Amz-Tenant-Id", "blue")
+	if resp.StatusCode != 200 {
+		t.Fatalf("invoke: %d %s", resp.StatusCode, body)
+	}
+	waitFor(t, "a REPORT naming the tenant", func() bool { return strings.Contains(r.out.String(), "Tenant Id: blue") })
+}
