@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -184,13 +183,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// here, about 25% less latency per invoke and no less throughput
 		// with a pool of 8. GOMAXPROCS in the environment overrides it.
 		runtime.GOMAXPROCS(1)
-	}
-	if os.Getenv("GOGC") == "" {
-		// Its live heap is a few megabytes, and each invoke allocates about
-		// 10 KB that dies at once: collecting at 5× the live heap instead
-		// of 2× cut the instructions per invoke by about 8% (callgrind),
-		// for 12–16 MB more resident memory. GOGC overrides it.
-		debug.SetGCPercent(400)
 	}
 	log, err := NewLogger(stderr, o.logLevel)
 	if err != nil {

@@ -725,7 +725,17 @@ func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // billed is the duration rounded up to the millisecond, at least 1.
 func billed(d time.Duration) int64 { return int64(max(1, math.Ceil(millis(d)))) }
 
-func (e *Environment) maxMemoryMB() uint64 { return (e.maxMemory + (1 << 20) - 1) >> 20 }
+func (e *Environment) maxMemoryMB() uint64 {
+	mb := (e.maxMemory + (1 << 20) - 1) >> 20
+	// A cgroup's peak can pass its limit by a few pages before the OOM
+	// kill (and a process tree that no cgroup limits can pass it: the
+	// log said so at start); Lambda never reports more than the memory
+	// size.
+	if limit := uint64(e.cfg.MemoryMB); limit > 0 && mb > limit {
+		mb = limit
+	}
+	return mb
+}
 
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
