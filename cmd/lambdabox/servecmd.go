@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -245,15 +247,21 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (er
 	}
 	// The container driver runs every function with --driver container;
 	// with --driver process, those that need a container (Image, Java,
-	// .NET), when an engine answers.
-	if eng, cerr := container.Connect(ctx, container.Config{Log: log}); cerr == nil {
-		defer func() { err = errors.Join(err, eng.Close(context.Background())) }()
-		log.Info("container engine: " + eng.Kind() + " at " + eng.Host())
+	// .NET). The engine is connected to when first needed: at start when
+	// the template has such functions, else when the control plane
+	// creates one.
+	eng := &engineOnce{log: log}
+	defer func() { err = errors.Join(err, eng.close()) }()
+	if o.driver == launch.Container || slices.ContainsFunc(tpl.Functions, launch.NeedsContainer) {
+		if _, cerr := eng.get(ctx); cerr != nil {
+			if o.driver == launch.Container {
+				return fmt.Errorf("--driver container: %w", cerr)
+			}
+			log.Warn("no container engine: the functions that need one cannot start", "error", cerr)
+		}
+	}
+	if !eng.failed() {
 		wireContainers(&lcfg, eng, o.cacheDir, o.emulator)
-	} else if o.driver == launch.Container {
-		return fmt.Errorf("--driver container: %w", cerr)
-	} else {
-		log.Debug("no container engine: functions that need one will not start", "error", cerr)
 	}
 	l, err := launch.New(lcfg)
 	if err != nil {
@@ -396,12 +404,62 @@ func printTable(w io.Writer, svc *service.Service, tpl *template.Template, drive
 	}
 }
 
+// engineOnce connects to the container engine once, when first asked.
+type engineOnce struct {
+	log *slog.Logger
+
+	mu     sync.Mutex // held while connecting
+	tried  bool
+	closed bool
+	eng    *container.Engine
+	err    error
+}
+
+// get returns the engine, connecting to it the first time.
+func (e *engineOnce) get(ctx context.Context) (*container.Engine, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, errors.New("lambdabox serve is shutting down")
+	}
+	if !e.tried {
+		e.tried = true
+		if e.eng, e.err = container.Connect(ctx, container.Config{Log: e.log}); e.err == nil {
+			e.log.Info("container engine: " + e.eng.Kind() + " at " + e.eng.Host())
+		}
+	}
+	return e.eng, e.err
+}
+
+// failed reports whether connecting failed.
+func (e *engineOnce) failed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err != nil
+}
+
+// close removes every container of the engine, if it was connected to;
+// no get connects after it.
+func (e *engineOnce) close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	if e.eng == nil {
+		return nil
+	}
+	return e.eng.Close(context.Background())
+}
+
 // wireContainers makes lc run functions as containers on eng: Zip
 // functions in lambdabox's base image of their runtime (built from its
 // recipe, or taken from the layer cache in cacheDir), with their code
 // bound read-only at /var/task and their layer at /opt.
-func wireContainers(lc *launch.Config, eng *container.Engine, cacheDir, emulator string) {
-	lc.Containers = func(_ context.Context, req launch.ContainerRequest) (sandbox.Driver, error) {
+func wireContainers(lc *launch.Config, engines *engineOnce, cacheDir, emulator string) {
+	lc.Containers = func(ctx context.Context, req launch.ContainerRequest) (sandbox.Driver, error) {
+		eng, err := engines.get(ctx)
+		if err != nil {
+			return nil, err
+		}
 		fn := container.Function{Image: req.Image, Name: req.Name, TmpfsMB: req.EphemeralMB}
 		if req.CodeDir != "" {
 			fn.Mounts = append(fn.Mounts, container.Mount{Source: req.CodeDir, Target: "/var/task", ReadOnly: true})
@@ -415,8 +473,17 @@ func wireContainers(lc *launch.Config, eng *container.Engine, cacheDir, emulator
 		}
 		return eng.Driver(fn), nil
 	}
-	lc.HasImage = eng.HasImage
-	lc.LoadImage = func(ctx context.Context, img v1.Image, tag string) error { return eng.LoadImage(ctx, img, tag) }
+	lc.HasImage = func(ctx context.Context, ref string) bool {
+		eng, err := engines.get(ctx)
+		return err == nil && eng.HasImage(ctx, ref)
+	}
+	lc.LoadImage = func(ctx context.Context, img v1.Image, tag string) error {
+		eng, err := engines.get(ctx)
+		if err != nil {
+			return err
+		}
+		return eng.LoadImage(ctx, img, tag)
+	}
 	if cacheDir == "" {
 		if d, err := os.UserCacheDir(); err == nil {
 			cacheDir = filepath.Join(d, "lambdabox") // lambdabox build's and base build's

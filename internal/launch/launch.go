@@ -326,6 +326,21 @@ func Routes(f template.Function) ([]httpfront.Route, error) {
 }
 
 // process fills in how f runs as a host process.
+// NeedsContainer reports whether only the container driver runs f: an
+// Image function, or a runtime the process driver does not run (Java,
+// .NET, Ruby).
+func NeedsContainer(f template.Function) bool {
+	if f.PackageType == "Image" {
+		return true
+	}
+	for _, p := range []string{"java", "dotnet", "ruby"} {
+		if strings.HasPrefix(f.Runtime, p) {
+			return true
+		}
+	}
+	return false
+}
+
 func (l *Launcher) process(ctx context.Context, f template.Function, cfg *function.Config) error {
 	if f.PackageType == "Image" {
 		return fmt.Errorf("an Image function %w", ErrNeedsContainer)
