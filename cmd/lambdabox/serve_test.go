@@ -249,6 +249,9 @@ func TestServeHotReload(t *testing.T) {
 	}
 	waitFor(t, "the first answers", func() bool { return total.Load() >= 20 })
 	os.WriteFile(filepath.Join(code, "app.py"), handler("v2"), 0o644)
+	// Environments the old code's pool starts after the edit read the new
+	// file too: only the reload's log line says the swap is done.
+	waitFor(t, "the reload's log line", func() bool { return strings.Contains(s.Stderr.String(), "msg=reloaded function=Reload") })
 	deadline := time.Now().Add(15 * time.Second)
 	for sawV2.Load() < 20 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -267,7 +270,6 @@ func TestServeHotReload(t *testing.T) {
 			t.Errorf("after the reload: %s", body)
 		}
 	}
-	waitFor(t, "the reload's log line", func() bool { return strings.Contains(s.Stderr.String(), "msg=reloaded function=Reload") })
 	t.Logf("%d requests, %d answered by the new code", total.Load(), sawV2.Load())
 }
 
