@@ -547,7 +547,7 @@ func (l *Launcher) container(ctx context.Context, f template.Function, cfg *func
 	if err != nil {
 		return fmt.Errorf("container driver: %w", err)
 	}
-	spec.Driver = drv
+	spec.Driver, spec.OwnsDriver = drv, true // one per spec: closed when its instance retires
 	return nil
 }
 

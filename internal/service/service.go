@@ -93,6 +93,12 @@ type FunctionSpec struct {
 	Function function.Config
 	// Driver starts its execution environments; nil: Config.Driver.
 	Driver sandbox.Driver
+	// OwnsDriver hands Driver to the service: when Add or Replace of this
+	// spec fails, or once the instance made from it retires (Replace,
+	// Remove, shutdown) and its environments are closed, the service calls
+	// Driver's Close(ctx) error if it has one (a container driver removes
+	// the container it keeps ready).
+	OwnsDriver bool
 	// RuntimeAPIAddr is the Runtime API address of the first execution
 	// environment, bound when the function is added so that a taken port
 	// fails the Add; the others take free ports. Default "127.0.0.1:0".
@@ -347,7 +353,12 @@ func (s *Service) Functions() []string {
 // service runs, the function's URL front starts at once and its routes
 // join the API Gateway emulation; pre-warming (Provisioned, InitAtStart)
 // runs before Add returns.
-func (s *Service) Add(ctx context.Context, spec FunctionSpec) error {
+func (s *Service) Add(ctx context.Context, spec FunctionSpec) (err error) {
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, closeDriver(ctx, spec))
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -441,7 +452,12 @@ func (s *Service) forget(name string) {
 // changed mode applies to new requests); on a new address it moves. A
 // RuntimeAPIAddr equal to the old instance's is not reused (the old one
 // still holds it): the new first environment takes a free port.
-func (s *Service) Replace(ctx context.Context, spec FunctionSpec) error {
+func (s *Service) Replace(ctx context.Context, spec FunctionSpec) (err error) {
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, closeDriver(ctx, spec))
+		}
+	}()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -570,7 +586,15 @@ func retire(ctx context.Context, inst *instance) error {
 	case <-done:
 	case <-ctx.Done():
 	}
-	return inst.pool.Close(ctx)
+	return errors.Join(inst.pool.Close(ctx), closeDriver(ctx, inst.spec))
+}
+
+// closeDriver closes spec's driver when spec hands it to the service.
+func closeDriver(ctx context.Context, spec FunctionSpec) error {
+	if c, ok := spec.Driver.(interface{ Close(context.Context) error }); ok && spec.OwnsDriver {
+		return c.Close(ctx)
+	}
+	return nil
 }
 
 // dropFront removes f from the fronts; s.mu is held.

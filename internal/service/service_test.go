@@ -635,3 +635,48 @@ func TestConcurrentChanges(t *testing.T) {
 		t.Errorf("route after five Replaces: %d %s", resp.StatusCode, body)
 	}
 }
+
+// closingDriver is a process driver that counts its Close calls.
+type closingDriver struct {
+	*process.Driver
+	closed atomic.Int32
+}
+
+func (d *closingDriver) Close(context.Context) error { d.closed.Add(1); return nil }
+
+// TestOwnedDriversCloseWithTheirInstance: a spec that hands its driver to
+// the service (a container driver per function) has it closed once, when
+// its instance retires; a failed Add closes it at once.
+func TestOwnedDriversCloseWithTheirInstance(t *testing.T) {
+	drv, err := process.New(process.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = drv.Close(context.Background()) })
+	owned := func(d *closingDriver, version string) FunctionSpec {
+		s := fakeSpec("owned", version)
+		s.Driver, s.OwnsDriver = d, true
+		return s
+	}
+	d1, d2, d3 := &closingDriver{Driver: drv}, &closingDriver{Driver: drv}, &closingDriver{Driver: drv}
+	r := startService(t, Config{}, owned(d1, "v1"))
+	ctx := context.Background()
+	if resp, body := r.invoke(t, "owned", `{}`); resp.StatusCode != 200 {
+		t.Fatalf("invoke: %d %s", resp.StatusCode, body)
+	}
+	if err := r.Replace(ctx, owned(d2, "v2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Add(ctx, owned(d3, "v3")); !errors.Is(err, ErrExists) {
+		t.Fatalf("Add of an existing name: %v", err)
+	}
+	if got := [3]int32{d1.closed.Load(), d2.closed.Load(), d3.closed.Load()}; got != [3]int32{1, 0, 1} {
+		t.Errorf("after Replace and a failed Add, Close calls = %v, want [1 0 1]", got)
+	}
+	if err := r.Remove(ctx, "owned"); err != nil {
+		t.Fatal(err)
+	}
+	if got := [3]int32{d1.closed.Load(), d2.closed.Load(), d3.closed.Load()}; got != [3]int32{1, 1, 1} {
+		t.Errorf("after Remove, Close calls = %v, want [1 1 1]", got)
+	}
+}
