@@ -178,6 +178,7 @@ type memcg struct {
 	oom      bool
 	peak     uint64
 	peakFile *os.File // the open peak file; closed at release
+	peakFd   int      // its descriptor, taken once (each Fd call costs an fcntl)
 }
 
 // start starts cmd with start, from a thread in the v1 memory cgroup (see
@@ -238,11 +239,11 @@ func (c *memcg) readPeak() uint64 {
 		if err != nil {
 			return 0
 		}
-		c.peakFile = f
+		// A cgroup file never blocks; Fd's switch to blocking mode is moot.
+		c.peakFile, c.peakFd = f, int(f.Fd())
 	}
 	var buf [32]byte
-	// A cgroup file never blocks; Fd's switch to blocking mode is moot.
-	n, err := syscall.Pread(int(c.peakFile.Fd()), buf[:], 0)
+	n, err := syscall.Pread(c.peakFd, buf[:], 0)
 	if err != nil || n <= 0 {
 		return 0
 	}
