@@ -41,13 +41,21 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if len(os.Args) > 2 { // TestChaosSoak started us as its runtime or as a setsid child
+	// TestChaosSoak starts us as its runtime or as a setsid child, and
+	// BenchmarkVersusFloor as the floor's relay.
+	if len(os.Args) > 2 {
 		switch os.Args[1] {
 		case chaosRuntimeArg:
 			runChaosRuntime(os.Args[2])
 			os.Exit(0)
 		case chaosChildArg:
 			runChaosChild()
+			os.Exit(0)
+		case floorRelayArg:
+			if err := runFloorRelay(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "floor relay:", err)
+				os.Exit(1)
+			}
 			os.Exit(0)
 		}
 	}
@@ -135,16 +143,22 @@ func startRIE(tb testing.TB, flags ...string) string {
 			<-done
 		}
 	})
+	waitListening(tb, addr)
+	return "http://" + addr + "/2015-03-31/functions/function/invocations"
+}
+
+// waitListening waits up to 10 s until something accepts on addr.
+func waitListening(tb testing.TB, addr string) {
+	tb.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("lambdabox rie did not start on %s", addr)
+			tb.Fatalf("nothing listens on %s after 10 s", addr)
 		}
 	}
-	return "http://" + addr + "/2015-03-31/functions/function/invocations"
 }
 
 // startLambdabox serves the hello-go function in-process, with up to

@@ -2,14 +2,17 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -21,12 +24,100 @@ import (
 func startFloor(tb testing.TB) string { return startFloorN(tb, 1) }
 
 // startFloorN is startFloor with n runtime processes polling one Runtime
-// API endpoint; each answer goes to the client of its request id.
+// API endpoint; each answer goes to the client of its request id. The
+// relay runs in this process, beside the load's clients.
 func startFloorN(tb testing.TB, n int) string {
 	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stop, err := serveFloor(ln, helloBootstrap(tb), n, false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(stop)
+	return "http://" + ln.Addr().String() + "/invoke"
+}
+
+// floorRelayArg, as the test binary's first argument, makes it the floor's
+// relay in a process of its own (see TestMain): a listening address, the
+// bootstrap, the number of runtimes and "logs" or "nologs" follow.
+const floorRelayArg = "lambdabox-floor-relay"
+
+// startFloorProcess is startFloorN with the relay in a process of its own,
+// as every emulator is: the clients and the relay no longer share one Go
+// scheduler. With logs, it also keeps the least of Lambda's log contract:
+// the runtimes' output read from a pipe, and START, END and REPORT lines
+// written (to /dev/null, where lambdabox's output goes in these benchmarks).
+func startFloorProcess(tb testing.TB, n int, logs bool) string {
+	tb.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	mode := "nologs"
+	if logs {
+		mode = "logs"
+	}
+	cmd := exec.Command(self, floorRelayArg, addr, helloBootstrap(tb), strconv.Itoa(n), mode)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the benchmark
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	waitListening(tb, addr)
+	return "http://" + addr + "/invoke"
+}
+
+// runFloorRelay serves the floor on addr until SIGINT or SIGTERM; args
+// are startFloorProcess's.
+func runFloorRelay(args []string) error {
+	if len(args) != 4 {
+		return fmt.Errorf("want ADDR BOOTSTRAP RUNTIMES logs|nologs, got %q", args)
+	}
+	n, err := strconv.Atoi(args[2])
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", args[0])
+	if err != nil {
+		return err
+	}
+	stop, err := serveFloor(ln, args[1], n, args[3] == "logs")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	return nil
+}
+
+// serveFloor serves the floor relay on ln with n runtimes of bootstrap,
+// with or without the log contract (see startFloorProcess); stop ends the
+// runtimes and the server.
+func serveFloor(ln net.Listener, bootstrap string, n int, logs bool) (stop func(), err error) {
 	type event struct {
 		body   []byte
 		answer chan []byte
+	}
+	var out *os.File // the log's destination, with logs
+	if logs {
+		if out, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
+			return nil, err
+		}
 	}
 	events := make(chan event)
 	var waiting sync.Map // request id → chan []byte
@@ -49,6 +140,9 @@ func startFloorN(tb testing.TB, n int) string {
 		}
 		rid := strconv.FormatInt(id.Add(1), 10)
 		waiting.Store(rid, ev.answer)
+		if logs {
+			_, _ = out.WriteString("START RequestId: " + rid + " Version: $LATEST\n")
+		}
 		h := w.Header()
 		h.Set("Lambda-Runtime-Aws-Request-Id", rid)
 		h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10))
@@ -59,34 +153,44 @@ func startFloorN(tb testing.TB, n int) string {
 	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.WriteHeader(http.StatusAccepted)
-		if ch, ok := waiting.LoadAndDelete(r.PathValue("id")); ok {
+		rid := r.PathValue("id")
+		if logs {
+			_, _ = out.WriteString("END RequestId: " + rid + "\nREPORT RequestId: " + rid + "\tDuration: 1.00 ms\n")
+		}
+		if ch, ok := waiting.LoadAndDelete(rid); ok {
 			ch.(chan []byte) <- b
 		}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
 	srv := &http.Server{Handler: mux}
 	go func() { _ = srv.Serve(ln) }()
 	var cmds []*exec.Cmd
-	tb.Cleanup(func() {
+	stop = func() {
 		for _, cmd := range cmds {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
 		srv.Close()
-	})
+		if out != nil {
+			out.Close()
+		}
+	}
 	for range n {
-		cmd := exec.Command(helloBootstrap(tb))
+		cmd := exec.Command(bootstrap)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+ln.Addr().String(), "AWS_LAMBDA_FUNCTION_NAME=floor",
 			"AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128")
+		if logs {
+			// An io.Writer that is not an *os.File: os/exec makes the
+			// pipe and copies it, in a goroutine of its own, to out.
+			cmd.Stdout = struct{ io.Writer }{out}
+		}
 		if err := cmd.Start(); err != nil {
-			tb.Fatal(err)
+			stop()
+			return nil, err
 		}
 		cmds = append(cmds, cmd)
 	}
-	return "http://" + ln.Addr().String() + "/invoke"
+	return stop, nil
 }
 
 // BenchmarkFloorSequential measures the minimal platform of startFloor with
@@ -122,16 +226,23 @@ func BenchmarkVersusFloor(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			floor := startFloorN(b, tc.clients)
+			proc := startFloorProcess(b, tc.clients, false)
+			logged := startFloorProcess(b, tc.clients, true)
 			box := startRIE(b, tc.flags...)
-			var floorRate, boxRate float64
+			var floorRate, procRate, loggedRate, boxRate float64
 			const rounds = 3
 			for range rounds {
 				floorRate += measure(b, floor, tc.clients, b.N)
+				procRate += measure(b, proc, tc.clients, b.N)
+				loggedRate += measure(b, logged, tc.clients, b.N)
 				boxRate += measure(b, box, tc.clients, b.N)
 			}
 			b.ReportMetric(floorRate/rounds, "floor-invokes/s")
 			b.ReportMetric(boxRate/rounds, "invokes/s")
 			b.ReportMetric(boxRate/floorRate, "x-floor")
+			b.ReportMetric(boxRate/procRate, "x-floor-process")
+			b.ReportMetric(boxRate/loggedRate, "x-floor-logged")
+			b.ReportMetric(loggedRate/floorRate, "logged-x-floor")
 		})
 	}
 }

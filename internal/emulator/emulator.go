@@ -177,13 +177,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, Usage+fs.FlagUsages())
 		return nil
 	}
-	if os.Getenv("GOMAXPROCS") == "" {
-		// The emulator waits on sockets and pipes; the CPUs are the
-		// runtimes'. One P keeps its hand-offs on one thread: measured
-		// here, about 25% less latency per invoke and no less throughput
-		// with a pool of 8. GOMAXPROCS in the environment overrides it.
-		runtime.GOMAXPROCS(1)
-	}
 	log, err := NewLogger(stderr, o.logLevel)
 	if err != nil {
 		return err
@@ -206,6 +199,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := functionConfig(o, command, tf, log)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMAXPROCS") == "" && o.maxConcurrency*max(1, cfg.PerEnvironmentConcurrency) <= 1 {
+		// One invoke at a time: the emulator waits on sockets and pipes,
+		// and one P keeps its hand-offs on one thread (measured here:
+		// about 15% less CPU per invoke than with a P per CPU). With
+		// invokes in parallel, one P is a queue the runtimes wait on, and
+		// a CPU idles (bench/README.md). GOMAXPROCS in the environment
+		// overrides both.
+		runtime.GOMAXPROCS(1)
 	}
 	routes, err := apiRoutes(o, tf)
 	if err != nil {
