@@ -120,12 +120,7 @@ func startRIE(tb testing.TB, flags ...string) string {
 	tb.Helper()
 	bin := lambdaboxBinary(tb)
 	boot := helloBootstrap(tb)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(tb)
 	args := append([]string{"rie", "--runtime-interface-emulator-address", addr, "--runtime-api-address", "127.0.0.1:0"}, flags...)
 	cmd := exec.Command(bin, append(args, boot)...)
 	cmd.Dir = filepath.Dir(boot)

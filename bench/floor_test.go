@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -56,12 +57,7 @@ func startFloorProcess(tb testing.TB, n int, logs bool) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(tb)
 	mode := "nologs"
 	if logs {
 		mode = "logs"
@@ -267,4 +263,71 @@ func measure(b *testing.B, url string, clients, n int) float64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkInvokeAllocs measures what lambdabox (`lambdabox rie`, its own
+// process) allocates per invoke, from its own runtime.MemStats (read off
+// --debug-addr's heap profile before and after b.N invokes): allocs/invoke
+// (heap objects) and B/invoke, for one client on one environment (seq) and
+// eight clients on eight (par8).
+func BenchmarkInvokeAllocs(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		clients int
+		flags   []string
+	}{
+		{"seq", 1, nil},
+		{"par8", 8, []string{"--max-concurrency", "8", "--provisioned", "8"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			debug := freeAddr(b)
+			url := startRIE(b, append(tc.flags, "--debug-addr", debug)...)
+			measure(b, url, tc.clients, 200) // warm: Init, pools, buffers
+			mallocs0, bytes0 := memStats(b, debug)
+			measure(b, url, tc.clients, b.N)
+			mallocs1, bytes1 := memStats(b, debug)
+			b.ReportMetric(float64(mallocs1-mallocs0)/float64(b.N), "allocs/invoke")
+			b.ReportMetric(float64(bytes1-bytes0)/float64(b.N), "B/invoke")
+		})
+	}
+}
+
+// memStats returns the Mallocs and TotalAlloc of the process serving
+// net/http/pprof on addr: the heap profile's text form ends with its
+// runtime.MemStats.
+func memStats(tb testing.TB, addr string) (mallocs, totalAlloc uint64) {
+	tb.Helper()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var found int
+	for _, line := range strings.Split(string(body), "\n") {
+		var v uint64
+		if _, err := fmt.Sscanf(line, "# Mallocs = %d", &v); err == nil {
+			mallocs, found = v, found+1
+		} else if _, err := fmt.Sscanf(line, "# TotalAlloc = %d", &v); err == nil {
+			totalAlloc, found = v, found+1
+		}
+	}
+	if found != 2 {
+		tb.Fatalf("no Mallocs and TotalAlloc in %s's heap profile", addr)
+	}
+	return mallocs, totalAlloc
+}
+
+// freeAddr returns a loopback address nothing listens on now.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
