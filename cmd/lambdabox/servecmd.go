@@ -1,39 +1,20 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"path/filepath"
-	"slices"
-	"sort"
-	"strconv"
 	"strings"
-	"sync"
-	"text/tabwriter"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/lambdabox/lambdabox/internal/build"
 	"github.com/lambdabox/lambdabox/internal/console"
-	"github.com/lambdabox/lambdabox/internal/controlplane"
 	rie "github.com/lambdabox/lambdabox/internal/emulator"
-	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/launch"
-	"github.com/lambdabox/lambdabox/internal/sandbox"
-	"github.com/lambdabox/lambdabox/internal/sandbox/container"
-	"github.com/lambdabox/lambdabox/internal/sandbox/process"
+	"github.com/lambdabox/lambdabox/internal/serve"
 	"github.com/lambdabox/lambdabox/internal/service"
-	"github.com/lambdabox/lambdabox/internal/store"
-	"github.com/lambdabox/lambdabox/internal/template"
 )
 
 const serveLong = `Serves every function of a SAM template on one Invoke API, as a local
@@ -168,327 +149,35 @@ func parseParameterOverrides(args []string) (map[string]string, error) {
 	return out, nil
 }
 
-// findTemplate is the template serve reads.
-func findTemplate(path string) (string, error) {
-	if path != "" {
-		return path, nil
-	}
-	for _, p := range []string{"template.yaml", "template.yml"} {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", nil // no template: the control plane's functions only
-}
-
-func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) (err error) {
+func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
 	log, err := rie.NewLogger(stderr, o.logLevel)
 	if err != nil {
 		return err
-	}
-	cons, err := console.New(console.Config{Out: stdout, Format: o.logFormat, Color: isTerminal(stdout) && os.Getenv("NO_COLOR") == ""})
-	if err != nil {
-		return err
-	}
-	host, port, err := net.SplitHostPort(o.addr)
-	if err != nil {
-		return fmt.Errorf("--addr %q: %w", o.addr, err)
-	}
-	if o.urlBasePort == 0 {
-		p, err := strconv.Atoi(port)
-		if err != nil || p == 0 {
-			return fmt.Errorf("--addr %q: give a port, or --function-url-base-port", o.addr)
-		}
-		o.urlBasePort = p + 1
 	}
 	params, err := parseParameterOverrides(o.params)
 	if err != nil {
 		return err
 	}
-	region := cmp.Or(o.region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"), template.DefaultRegion)
-	path, err := findTemplate(o.template)
-	if err != nil {
-		return err
-	}
-	tpl := &template.Template{}
-	if path != "" {
-		if tpl, err = (template.Config{Parameters: params, Region: region}).Load(path); err != nil {
-			return err
-		}
-	}
-	for _, w := range tpl.Warnings {
-		fmt.Fprintln(stderr, "warning:", w)
-	}
-	envVars := launch.EnvVars{}
-	if o.envVars != "" {
-		f, err := os.Open(o.envVars)
-		if err != nil {
-			return fmt.Errorf("--env-vars: %w", err)
-		}
-		envVars, err = launch.ParseEnvVars(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("--env-vars %s: %w", o.envVars, err)
-		}
-	}
-	lcfg := launch.Config{
-		Driver:    o.driver,
-		Dir:       tpl.Dir,
-		Region:    region,
-		AccountID: template.DefaultAccountID,
-		Credentials: function.Credentials{
-			AccessKeyID:     os.Getenv("AWS_ACCESS_KEY_ID"),
-			SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY"),
-			SessionToken:    os.Getenv("AWS_SESSION_TOKEN"),
-		},
-		BaseEnv:  os.Environ(),
-		CacheDir: o.cacheDir,
-		NodeRIC:  o.nodeRIC,
-	}
-	// The container driver runs every function with --driver container;
-	// with --driver process, those that need a container (Image, Java,
-	// .NET). The engine is connected to when first needed: at start when
-	// the template has such functions, else when the control plane
-	// creates one.
-	eng := &engineOnce{log: log}
-	defer func() { err = errors.Join(err, eng.close()) }()
-	if o.driver == launch.Container || slices.ContainsFunc(tpl.Functions, launch.NeedsContainer) {
-		if _, cerr := eng.get(ctx); cerr != nil {
-			if o.driver == launch.Container {
-				return fmt.Errorf("--driver container: %w", cerr)
-			}
-			log.Warn("no container engine: the functions that need one cannot start", "error", cerr)
-		}
-	}
-	if !eng.failed() {
-		wireContainers(&lcfg, eng, o.cacheDir, o.emulator)
-	}
-	l, err := launch.New(lcfg)
-	if err != nil {
-		return err
-	}
-	drv, err := process.New(process.Config{Log: log})
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, drv.Close(context.Background())) }()
-	log.Info("containing runtimes with " + drv.Mechanism())
-	st, err := store.Open(store.Config{Dir: o.stateDir})
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, st.Close()) }()
-	var cp *controlplane.Server // set before the service serves
-	svc, err := service.New(service.Config{
-		Control:         http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { cp.ServeHTTP(w, r) }),
-		InvokeAddr:      o.addr,
+	return serve.Run(ctx, serve.Config{
+		Template:        o.template,
+		Parameters:      params,
+		Addr:            o.addr,
 		APIAddr:         o.apiAddr,
-		Driver:          drv,
+		Driver:          o.driver,
+		EnvVars:         o.envVars,
+		LogFormat:       o.logFormat,
+		Color:           isTerminal(stdout) && os.Getenv("NO_COLOR") == "",
+		Region:          o.region,
+		NoWatch:         o.noWatch,
+		URLBasePort:     o.urlBasePort,
+		NodeRIC:         o.nodeRIC,
+		CacheDir:        o.cacheDir,
+		StateDir:        o.stateDir,
+		Emulator:        o.emulator,
 		ShutdownTimeout: o.shutdownGrace,
 		EndGrace:        rie.EndGrace(ctx),
-		Output:          stdout,
+		Stdout:          stdout,
+		Stderr:          stderr,
 		Log:             log,
 	})
-	if err != nil {
-		return err
-	}
-	names := make([]string, len(tpl.Functions))
-	for i, f := range tpl.Functions {
-		names[i] = f.Name()
-	}
-	cons.Align(names)
-	// What the command owns in each spec, kept across reloads.
-	type owned struct {
-		url    string
-		output io.Writer
-	}
-	own := map[string]owned{}
-	drivers := map[string]string{} // the functions not on l.Driver()
-	nextPort := o.urlBasePort
-	reload := launch.Reload{Launcher: l, Replace: svc.Replace, Log: log}
-	for _, f := range tpl.Functions {
-		spec, err := l.Spec(ctx, f, envVars.For(f))
-		if err != nil {
-			return errors.Join(err, svc.Close(ctx))
-		}
-		ow := owned{output: cons.For(f.Name())}
-		if f.FunctionURL != nil {
-			ow.url = net.JoinHostPort(host, strconv.Itoa(nextPort))
-			nextPort++
-		}
-		own[f.Name()] = ow
-		spec.FunctionURL, spec.Output = ow.url, ow.output
-		if spec.Driver != nil {
-			drivers[f.Name()] = launch.Container
-		}
-		if err := svc.Add(ctx, spec); err != nil {
-			return errors.Join(err, svc.Close(ctx))
-		}
-		if !o.noWatch && l.Watchable(f) {
-			reload.Targets = append(reload.Targets, launch.Target{
-				Function: f, Env: envVars.For(f),
-				Adjust: func(s *service.FunctionSpec) { s.FunctionURL, s.Output = ow.url, ow.output },
-			})
-		}
-	}
-	cp, err = controlplane.New(controlplane.Config{
-		Store: st,
-		Runner: launch.NewRunner(l, svc, func(name string, spec *service.FunctionSpec) {
-			spec.Output = cons.For(name)
-		}),
-		Region:    region,
-		AccountID: template.DefaultAccountID,
-		Log:       log,
-	})
-	if err != nil {
-		return errors.Join(err, svc.Close(ctx))
-	}
-	defer func() { err = errors.Join(err, cp.Close()) }()
-	if err := cp.Start(ctx); err != nil {
-		return errors.Join(err, svc.Close(ctx))
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- svc.Run(runCtx) }()
-	select {
-	case <-svc.Ready():
-	case err := <-runErr:
-		return err
-	}
-	printTable(stderr, svc, tpl, l.Driver(), drivers, o.noWatch)
-	var wg sync.WaitGroup
-	if len(reload.Targets) > 0 {
-		wg.Go(func() {
-			if err := reload.Run(runCtx); err != nil {
-				log.Warn("hot reload is off", "error", err)
-			}
-		})
-	}
-	err = <-runErr
-	cancel()
-	wg.Wait()
-	return err
-}
-
-// printTable says what is served where.
-func printTable(w io.Writer, svc *service.Service, tpl *template.Template, driver string, drivers map[string]string, noWatch bool) {
-	inv := "http://" + svc.InvokeAddr()
-	fmt.Fprintf(w, "lambdabox serve: %d functions on the %s driver; Invoke API %s/2015-03-31/functions/{name}/invocations\n", len(tpl.Functions), driver, inv)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FUNCTION\tRUNTIME\tDRIVER\tURLS")
-	api := svc.APIAddr()
-	for _, f := range tpl.Functions {
-		rt := cmp.Or(f.Runtime, f.PackageType)
-		var urls []string
-		if a := svc.FunctionURLAddr(f.Name()); a != "" {
-			urls = append(urls, "http://"+a+"/ (function URL)")
-		}
-		if api != "" {
-			for _, ev := range f.Events {
-				urls = append(urls, ev.Method+" http://"+api+strings.TrimPrefix(ev.Path, "$default")+" ("+ev.Type+")")
-			}
-		}
-		sort.Strings(urls)
-		if len(urls) == 0 {
-			urls = []string{"-"}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name(), rt, cmp.Or(drivers[f.Name()], driver), urls[0])
-		for _, u := range urls[1:] {
-			fmt.Fprintf(tw, "\t\t\t%s\n", u)
-		}
-	}
-	tw.Flush()
-	if !noWatch {
-		fmt.Fprintln(w, "watching code folders: saved changes reload their function (--no-watch: off)")
-	}
-}
-
-// engineOnce connects to the container engine once, when first asked.
-type engineOnce struct {
-	log *slog.Logger
-
-	mu     sync.Mutex // held while connecting
-	tried  bool
-	closed bool
-	eng    *container.Engine
-	err    error
-}
-
-// get returns the engine, connecting to it the first time.
-func (e *engineOnce) get(ctx context.Context) (*container.Engine, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return nil, errors.New("lambdabox serve is shutting down")
-	}
-	if !e.tried {
-		e.tried = true
-		if e.eng, e.err = container.Connect(ctx, container.Config{Log: e.log}); e.err == nil {
-			e.log.Info("container engine: " + e.eng.Kind() + " at " + e.eng.Host())
-		}
-	}
-	return e.eng, e.err
-}
-
-// failed reports whether connecting failed.
-func (e *engineOnce) failed() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.err != nil
-}
-
-// close removes every container of the engine, if it was connected to;
-// no get connects after it.
-func (e *engineOnce) close() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.closed = true
-	if e.eng == nil {
-		return nil
-	}
-	return e.eng.Close(context.Background())
-}
-
-// wireContainers makes lc run functions as containers on eng: Zip
-// functions in lambdabox's base image of their runtime (built from its
-// recipe, or taken from the layer cache in cacheDir), with their code
-// bound read-only at /var/task and their layer at /opt.
-func wireContainers(lc *launch.Config, engines *engineOnce, cacheDir, emulator string) {
-	lc.Containers = func(ctx context.Context, req launch.ContainerRequest) (sandbox.Driver, error) {
-		eng, err := engines.get(ctx)
-		if err != nil {
-			return nil, err
-		}
-		fn := container.Function{Image: req.Image, Name: req.Name, TmpfsMB: req.EphemeralMB}
-		if req.CodeDir != "" {
-			fn.Mounts = append(fn.Mounts, container.Mount{Source: req.CodeDir, Target: "/var/task", ReadOnly: true})
-		}
-		switch len(req.LayerDirs) {
-		case 0:
-		case 1:
-			fn.Mounts = append(fn.Mounts, container.Mount{Source: req.LayerDirs[0], Target: "/opt", ReadOnly: true})
-		default:
-			return nil, fmt.Errorf("%d layers: the container driver binds one layer folder at /opt; merge them into one", len(req.LayerDirs))
-		}
-		return eng.Driver(fn), nil
-	}
-	lc.HasImage = func(ctx context.Context, ref string) bool {
-		eng, err := engines.get(ctx)
-		return err == nil && eng.HasImage(ctx, ref)
-	}
-	lc.LoadImage = func(ctx context.Context, img v1.Image, tag string) error {
-		eng, err := engines.get(ctx)
-		if err != nil {
-			return err
-		}
-		return eng.LoadImage(ctx, img, tag)
-	}
-	if cacheDir == "" {
-		if d, err := os.UserCacheDir(); err == nil {
-			cacheDir = filepath.Join(d, "lambdabox") // lambdabox build's and base build's
-		}
-	}
-	wd, _ := os.Getwd()
-	lc.Bases = &build.RecipeBases{CacheDir: cacheDir, WorkDir: wd, Emulator: emulator, Log: io.Discard}
 }
