@@ -204,6 +204,20 @@ func BenchmarkFloorParallel(b *testing.B) {
 	runLoad(b, Config{URL: url, Payload: []byte(helloPayload), Concurrency: 8, Check: checkHello}, 200, "invokes/s")
 }
 
+// loadCases are the loads BenchmarkVersusFloor and BenchmarkInvokeAllocs
+// put on lambdabox rie: seq, one client on one environment; par8, eight
+// clients on a pool of eight; lmi8, eight clients on one Managed Instances
+// environment of eight slots (aws-lambda-go's eight workers).
+var loadCases = []struct {
+	name    string
+	clients int
+	flags   []string // lambdabox rie's
+}{
+	{"seq", 1, nil},
+	{"par8", 8, []string{"--max-concurrency", "8", "--provisioned", "8"}},
+	{"lmi8", 8, []string{"--max-concurrency", "1", "--per-environment-concurrency", "8", "--init-at-start"}},
+}
+
 // BenchmarkVersusFloor measures lambdabox (`lambdabox rie`, its own
 // process) and the floor in the same run, alternating in rounds of b.N
 // invokes, and reports lambdabox's throughput as a fraction of the
@@ -211,15 +225,7 @@ func BenchmarkFloorParallel(b *testing.B) {
 // par8: eight clients, a pool of eight; lmi8: eight clients on one Managed
 // Instances environment of eight slots (aws-lambda-go's eight workers).
 func BenchmarkVersusFloor(b *testing.B) {
-	for _, tc := range []struct {
-		name    string
-		clients int
-		flags   []string
-	}{
-		{"seq", 1, nil},
-		{"par8", 8, []string{"--max-concurrency", "8", "--provisioned", "8"}},
-		{"lmi8", 8, []string{"--max-concurrency", "1", "--per-environment-concurrency", "8", "--init-at-start"}},
-	} {
+	for _, tc := range loadCases {
 		b.Run(tc.name, func(b *testing.B) {
 			floor := startFloorN(b, tc.clients)
 			proc := startFloorProcess(b, tc.clients, false)
@@ -246,10 +252,20 @@ func BenchmarkVersusFloor(b *testing.B) {
 // measure runs n invokes from clients clients against url, after a
 // warm-up, and returns the throughput; any error fails b.
 func measure(b *testing.B, url string, clients, n int) float64 {
+	return measureAfter(b, url, clients, n, nil)
+}
+
+// measureAfter is measure that calls before, when not nil, between the
+// warm-up and the measured invokes.
+func measureAfter(b *testing.B, url string, clients, n int, before func()) float64 {
 	b.Helper()
 	cfg := Config{URL: url, Payload: []byte(helloPayload), Concurrency: clients, Check: checkHello, Client: NewClient(clients)}
 	defer cfg.Client.CloseIdleConnections()
+	var rate float64
 	for _, reqs := range []int{200, n} {
+		if reqs == n && before != nil {
+			before()
+		}
 		cfg.Requests = reqs
 		st, err := Run(context.Background(), cfg)
 		if err != nil {
@@ -258,36 +274,31 @@ func measure(b *testing.B, url string, clients, n int) float64 {
 		if st.Errors > 0 {
 			b.Fatalf("%s: %d of %d requests failed; first: %v", url, st.Errors, st.Requests, st.FirstError)
 		}
-		if reqs == n {
-			return st.Throughput()
-		}
+		rate = st.Throughput()
 	}
-	return 0
+	return rate
 }
 
 // BenchmarkInvokeAllocs measures what lambdabox (`lambdabox rie`, its own
 // process) allocates per invoke, from its own runtime.MemStats (read off
 // --debug-addr's heap profile before and after b.N invokes): allocs/invoke
-// (heap objects) and B/invoke, for one client on one environment (seq) and
-// eight clients on eight (par8).
+// (heap objects) and B/invoke, under each of loadCases.
 func BenchmarkInvokeAllocs(b *testing.B) {
-	for _, tc := range []struct {
-		name    string
-		clients int
-		flags   []string
-	}{
-		{"seq", 1, nil},
-		{"par8", 8, []string{"--max-concurrency", "8", "--provisioned", "8"}},
-	} {
+	for _, tc := range loadCases {
 		b.Run(tc.name, func(b *testing.B) {
 			debug := freeAddr(b)
 			url := startRIE(b, append(tc.flags, "--debug-addr", debug)...)
 			measure(b, url, tc.clients, 200) // warm: Init, pools, buffers
-			mallocs0, bytes0 := memStats(b, debug)
-			measure(b, url, tc.clients, b.N)
-			mallocs1, bytes1 := memStats(b, debug)
-			b.ReportMetric(float64(mallocs1-mallocs0)/float64(b.N), "allocs/invoke")
-			b.ReportMetric(float64(bytes1-bytes0)/float64(b.N), "B/invoke")
+			// Reading the figures allocates too: what one reading
+			// costs is taken off.
+			var mallocs0, bytes0, mallocs1, bytes1 uint64
+			measureAfter(b, url, tc.clients, b.N, func() {
+				mallocs0, bytes0 = memStats(b, debug)
+				mallocs1, bytes1 = memStats(b, debug)
+			})
+			mallocs2, bytes2 := memStats(b, debug)
+			b.ReportMetric(float64(mallocs2-mallocs1-(mallocs1-mallocs0))/float64(b.N), "allocs/invoke")
+			b.ReportMetric(float64(bytes2-bytes1-(bytes1-bytes0))/float64(b.N), "B/invoke")
 		})
 	}
 }

@@ -83,6 +83,7 @@ func (a Alias) pick(r float64) string {
 
 type entry struct {
 	cfg   function.Config
+	arn   string // cfg.ARN(), made once
 	fn    Function
 	queue Queue
 }
@@ -138,7 +139,7 @@ func (s *Server) Add(cfg function.Config, fn Function, q Queue) {
 	if s.funcs[cfg.Name] == nil {
 		s.funcs[cfg.Name] = map[string]entry{}
 	}
-	s.funcs[cfg.Name][cfg.Version] = entry{cfg, fn, q}
+	s.funcs[cfg.Name][cfg.Version] = entry{cfg, cfg.ARN(), fn, q}
 	if s.def == "" {
 		s.def = cfg.Name
 	}
@@ -283,7 +284,7 @@ func (s *Server) lookup(name, qualifier string) (entry, *apiError) {
 	if !ok {
 		arn := function.Config{Name: fname}.WithDefaults().ARN()
 		for _, other := range versions {
-			arn = other.cfg.ARN()
+			arn = other.arn
 			break
 		}
 		if qual != "" {
@@ -356,7 +357,7 @@ func (s *Server) parseInvoke(r *http.Request, name, id string, allowed ...string
 	}
 	// The runtime sees the ARN the client invoked: qualified by the
 	// version or alias it named.
-	arn := fn.cfg.ARN()
+	arn := fn.arn
 	_, q, _ := function.ParseName(name)
 	if qualifier != "" {
 		q = qualifier
