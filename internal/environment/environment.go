@@ -186,7 +186,7 @@ func New(cfg Config) (*Environment, error) {
 		mux.ServeHTTP(w, r)
 	})
 	// No body-read timeout: a streamed response is a body as long as the invoke.
-	e.srv = httpserver.New(httpserver.Config{Handler: route, BodyReadTimeout: -1, Log: e.log})
+	e.srv = httpserver.New(httpserver.Config{Handler: route, BodyReadTimeout: -1, ConnContext: e.api.ConnContext, Log: e.log})
 	e.environ = f.Environ(function.Instance{RuntimeAPI: reach, InitType: cfg.InitType})
 	go func() { _ = e.srv.Serve(ln) }()
 	return e, nil

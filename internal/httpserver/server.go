@@ -34,6 +34,9 @@ type Config struct {
 	// serving a request new ones wait in the listen backlog. Default:
 	// ConnShare(1).
 	MaxConns int
+	// ConnContext, when set, derives each connection's context (see
+	// http.Server's ConnContext), from the one the server gives it.
+	ConnContext func(ctx context.Context, c net.Conn) context.Context
 	// Log receives the server's diagnostics, with net/http's own (such as
 	// a handler's panic) at Warn. Default: discarded.
 	Log *slog.Logger
@@ -94,6 +97,9 @@ func New(cfg Config) *Server {
 		ConnContext: func(ctx context.Context, nc net.Conn) context.Context {
 			if c, ok := nc.(*conn); ok {
 				ctx = context.WithValue(ctx, connKey{}, c)
+			}
+			if cfg.ConnContext != nil {
+				ctx = cfg.ConnContext(ctx, nc)
 			}
 			return ctx
 		},

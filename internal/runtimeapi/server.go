@@ -2,20 +2,23 @@ package runtimeapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"github.com/lambdabox/lambdabox/internal/function"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/lambdabox/lambdabox/internal/function"
 )
 
 // MaxResponseSize is the largest buffered response a runtime may post:
@@ -176,6 +179,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// ConnContext is an http.Server's ConnContext for the server's
+// connections: it marks each with the runtime generation current when it
+// was accepted. A runtime's connections are all accepted after the Reset
+// that comes before its start; next and init/error on one accepted before
+// the current generation (a runtime killed with its request on the way,
+// read only after the reset) would take the new runtime's invocation or
+// fail its Init, and get errReset instead.
+func (s *Server) ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	s.mu.Lock()
+	g := s.gen
+	s.mu.Unlock()
+	return context.WithValue(ctx, connGenKey{}, g)
+}
+
+type connGenKey struct{}
+
+// errReset answers a runtime that is not the current one.
+var errReset = &apiError{http.StatusInternalServerError, "Runtime.Reset", "The execution environment was reset; exit"}
+
+// stale returns errReset when r came on a connection of an earlier
+// runtime (see ConnContext); s.mu is held.
+func (s *Server) stale(r *http.Request) *apiError {
+	if g, ok := r.Context().Value(connGenKey{}).(*generation); ok && g != s.gen {
+		return errReset
+	}
+	return nil
+}
+
 // SetConcurrency lets the runtime hold up to n invocations at once
 // (Lambda Managed Instances: AWS_LAMBDA_MAX_CONCURRENCY); it applies from
 // the next Reset. n < 1 means 1.
@@ -317,6 +348,10 @@ func writeAccepted(w http.ResponseWriter) {
 
 func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 	s.mu.Lock()
+	if e := s.stale(r); e != nil {
+		s.mu.Unlock()
+		return e
+	}
 	if len(s.inflight) >= s.conc {
 		var id string
 		for id = range s.inflight {
@@ -348,7 +383,7 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 	if s.gen != g { // the environment was reset while we waited
 		s.mu.Unlock()
 		c.done <- ErrorResponse("Runtime.Unknown", "RequestId: "+c.inv.ID+" Error: runtime was reset")
-		return &apiError{http.StatusInternalServerError, "Runtime.Reset", "The execution environment was reset; exit"}
+		return errReset
 	}
 	if _, dup := s.inflight[c.inv.ID]; dup {
 		s.mu.Unlock()
@@ -523,6 +558,10 @@ func (s *Server) invocationError(w http.ResponseWriter, r *http.Request) *apiErr
 
 func (s *Server) initError(w http.ResponseWriter, r *http.Request) *apiError {
 	s.mu.Lock()
+	if e := s.stale(r); e != nil {
+		s.mu.Unlock()
+		return e
+	}
 	g := s.gen
 	ready := g.isReady
 	s.mu.Unlock()

@@ -247,3 +247,70 @@ func FuzzRouter(f *testing.F) {
 		}
 	})
 }
+
+// A runtime's request read only after the environment was reset (the
+// runtime was killed with its next on the way) must not take the new
+// runtime's invocation nor end its Init: the connections accepted before
+// the reset get Runtime.Reset, and the invocation waits for the new
+// runtime's own connection.
+func TestStaleConnectionAfterReset(t *testing.T) {
+	s := NewServer(nil, false)
+	ts := httptest.NewUnstartedServer(s)
+	ts.Config.ConnContext = s.ConnContext
+	ts.Start()
+	t.Cleanup(ts.Close)
+	old := &http.Client{Transport: &http.Transport{}} // the killed runtime's connection
+	defer old.CloseIdleConnections()
+	do := func(c *http.Client, method, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(`{"errorType":"X"}`))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// The old runtime's connection is accepted (and kept alive) before
+	// the reset.
+	do(old, http.MethodGet, "/2018-06-01/runtime/unknown")
+	gen := s.Reset()
+	answer := s.Dispatch(&Invocation{ID: "req-1", Payload: []byte(`{}`), Deadline: time.Now().Add(time.Minute)})
+
+	for _, c := range []struct{ method, path string }{
+		{http.MethodGet, "/2018-06-01/runtime/invocation/next"},
+		{http.MethodPost, "/2018-06-01/runtime/init/error"},
+	} {
+		if status, body := do(old, c.method, c.path); status != http.StatusInternalServerError || !strings.Contains(body, "Runtime.Reset") {
+			t.Errorf("%s on the old runtime's connection: %d %s, want 500 Runtime.Reset", c.path, status, body)
+		}
+	}
+	select {
+	case <-gen.Ready:
+		t.Fatal("the old runtime's next ended the new runtime's Init")
+	case r := <-gen.InitError:
+		t.Fatalf("the old runtime's init/error failed the new runtime's Init: %s", r.Payload)
+	case r := <-answer:
+		t.Fatalf("the invocation was answered: %s", r.Payload)
+	default:
+	}
+
+	// The new runtime's connection gets it.
+	fresh := &http.Client{Transport: &http.Transport{}}
+	defer fresh.CloseIdleConnections()
+	resp, err := fresh.Get(ts.URL + "/2018-06-01/runtime/invocation/next")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if id := resp.Header.Get(HeaderRequestID); resp.StatusCode != http.StatusOK || id != "req-1" {
+		t.Fatalf("the new runtime's next: %d %q, want 200 req-1", resp.StatusCode, id)
+	}
+	if status, _ := post(t, ts, "/2018-06-01/runtime/invocation/req-1/response", strings.NewReader(`"ok"`)); status != http.StatusAccepted {
+		t.Errorf("response: %d", status)
+	}
+	if r := wait(t, answer); string(r.Payload) != `"ok"` {
+		t.Errorf("answer: %s", r.Payload)
+	}
+}

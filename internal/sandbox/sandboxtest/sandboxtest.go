@@ -246,12 +246,16 @@ type runtime struct {
 
 func (r *runtime) loop(ctx context.Context, api string) {
 	defer close(r.done)
+	// Connections of its own, as a runtime process has: never one an
+	// earlier runtime of the environment opened.
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
 	call := func(method, url string, body []byte) (*http.Response, []byte, error) {
 		req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 		if err != nil {
 			return nil, nil, err
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -267,7 +271,7 @@ func (r *runtime) loop(ctx context.Context, api string) {
 		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
 		if r.d.Stream != nil {
 			if write := r.d.Stream(payload); write != nil {
-				if postStream(ctx, api+"invocation/"+id+"/response", write) != nil {
+				if postStream(ctx, client, api+"invocation/"+id+"/response", write) != nil {
 					return
 				}
 				continue
@@ -291,8 +295,9 @@ func (r *runtime) loop(ctx context.Context, api string) {
 	}
 }
 
-// postStream posts a streamed response whose body write produces.
-func postStream(ctx context.Context, url string, write StreamWriter) error {
+// postStream posts, with client, a streamed response whose body write
+// produces.
+func postStream(ctx context.Context, client *http.Client, url string, write StreamWriter) error {
 	pr, pw := io.Pipe()
 	defer pr.Close() // unblocks a writer the server stopped reading
 	go func() { _ = pw.CloseWithError(write(ctx, pw)) }()
@@ -302,7 +307,7 @@ func postStream(ctx context.Context, url string, write StreamWriter) error {
 	}
 	req.Header.Set("Lambda-Runtime-Function-Response-Mode", "streaming")
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
