@@ -145,11 +145,23 @@ func Load(ctx context.Context, engine string, img v1.Image, tag name.Tag) error 
 	if err := WriteTarball(file, img, tag); err != nil {
 		return err
 	}
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, engine, "load", "-i", file)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
+	for attempt := 1; ; attempt++ {
+		var out bytes.Buffer
+		cmd := exec.CommandContext(ctx, engine, "load", "-i", file)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		if err == nil {
+			return nil
+		}
+		// Podman's storage can lose a layer it found present to an image
+		// removal running at the same time (containers/storage: "layer
+		// not known"); loading again writes it anew.
+		if attempt < loadAttempts && bytes.Contains(out.Bytes(), []byte("layer not known")) && ctx.Err() == nil {
+			continue
+		}
 		return fmt.Errorf("%s load: %w: %s", engine, err, bytes.TrimSpace(out.Bytes()))
 	}
-	return nil
 }
+
+// loadAttempts bounds Load's tries when the engine lost a layer.
+const loadAttempts = 3

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +112,49 @@ func TestSourceDateEpoch(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "yesterday")
 	if _, err := SourceDateEpoch(); !errors.Is(err, ErrBadEpoch) {
 		t.Errorf("yesterday: %v; want ErrBadEpoch", err)
+	}
+}
+
+// Load tries again when the engine lost a layer to a removal running at
+// the same time, and gives up after loadAttempts or on any other failure.
+func TestLoadRetriesLostLayer(t *testing.T) {
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := name.NewTag("localhost/lambdabox-test/load:1")
+	for _, tc := range []struct {
+		name     string
+		failures int    // how many loads fail before one succeeds
+		message  string // what a failing load prints
+		wantErr  bool
+		wantRuns int
+	}{
+		{"lost once", 1, "Error: writing blob: locating layer for blob sha256:86c0: layer not known", false, 2},
+		{"lost every time", 5, "Error: layer not known", true, loadAttempts},
+		{"other failure", 1, "Error: no space left on device", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			runs := filepath.Join(dir, "runs")
+			engine := filepath.Join(dir, "podman")
+			script := "#!/bin/sh\necho x >> " + runs + "\n" +
+				"[ $(wc -l < " + runs + ") -gt " + strconv.Itoa(tc.failures) + " ] && exit 0\n" +
+				"echo '" + tc.message + "' >&2\nexit 125\n"
+			if err := os.WriteFile(engine, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			err := Load(context.Background(), engine, img, tag)
+			if (err != nil) != tc.wantErr {
+				t.Errorf("Load: %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("Load: %v, want the engine's message %q", err, tc.message)
+			}
+			b, _ := os.ReadFile(runs)
+			if n := strings.Count(string(b), "x"); n != tc.wantRuns {
+				t.Errorf("engine ran %d times, want %d", n, tc.wantRuns)
+			}
+		})
 	}
 }

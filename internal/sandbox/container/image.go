@@ -2,8 +2,10 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -23,6 +25,27 @@ func (e *Engine) LoadImage(ctx context.Context, img v1.Image, ref string) error 
 	if err != nil {
 		return fmt.Errorf("image reference %q: %w", ref, err)
 	}
+	for attempt := 1; ; attempt++ {
+		err := e.load(ctx, img, tag, ref)
+		// Podman's storage can lose a layer it found present to an image
+		// removal running at the same time (containers/storage: "layer
+		// not known"), and the load then ends without the image; loading
+		// again writes the layer anew.
+		if err == nil || attempt == loadAttempts || ctx.Err() != nil ||
+			!errors.Is(err, errNotListed) && !strings.Contains(err.Error(), "layer not known") {
+			return err
+		}
+		e.log.Info("loading the image again: the engine lost a layer", "image", ref, "error", err)
+	}
+}
+
+// loadAttempts bounds LoadImage's tries.
+const loadAttempts = 3
+
+var errNotListed = errors.New("the engine does not list it after the load")
+
+// load loads img as tag (ref) once.
+func (e *Engine) load(ctx context.Context, img v1.Image, tag name.Tag, ref string) error {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(tarball.Write(tag, img, pw)) }()
 	res, err := e.cli.ImageLoad(ctx, pr)
@@ -38,7 +61,7 @@ func (e *Engine) LoadImage(ctx context.Context, img v1.Image, ref string) error 
 	}
 	pr.Close()
 	if !e.HasImage(ctx, ref) {
-		return fmt.Errorf("loading image %s: the engine does not list it after the load", ref)
+		return fmt.Errorf("loading image %s: %w", ref, errNotListed)
 	}
 	return nil
 }
