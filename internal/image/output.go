@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/awslabs/amazon-ecr-credential-helper/ecr-login"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -153,15 +154,19 @@ func Load(ctx context.Context, engine string, img v1.Image, tag name.Tag) error 
 		if err == nil {
 			return nil
 		}
-		// Podman's storage can lose a layer it found present to an image
-		// removal running at the same time (containers/storage: "layer
-		// not known"); loading again writes it anew.
-		if attempt < loadAttempts && bytes.Contains(out.Bytes(), []byte("layer not known")) && ctx.Err() == nil {
+		if attempt < LoadAttempts && LostLayer(out.String()) && ctx.Err() == nil {
 			continue
 		}
 		return fmt.Errorf("%s load: %w: %s", engine, err, bytes.TrimSpace(out.Bytes()))
 	}
 }
 
-// loadAttempts bounds Load's tries when the engine lost a layer.
-const loadAttempts = 3
+// LoadAttempts bounds the tries of a load that the engine failed with
+// LostLayer.
+const LoadAttempts = 3
+
+// LostLayer reports whether msg, an engine's answer to a failed load, says
+// that Podman's storage lost a layer it had found present to an image
+// removal running at the same time (containers/storage: "layer not
+// known"): loading again writes the layer anew.
+func LostLayer(msg string) bool { return strings.Contains(msg, "layer not known") }

@@ -131,7 +131,7 @@ func TestLoadRetriesLostLayer(t *testing.T) {
 		wantRuns int
 	}{
 		{"lost once", 1, "Error: writing blob: locating layer for blob sha256:86c0: layer not known", false, 2},
-		{"lost every time", 5, "Error: layer not known", true, loadAttempts},
+		{"lost every time", 5, "Error: layer not known", true, LoadAttempts},
 		{"other failure", 1, "Error: no space left on device", true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

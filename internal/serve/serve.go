@@ -87,24 +87,25 @@ type Config struct {
 	Log            *slog.Logger
 }
 
-// findTemplate is the template serve reads.
-func findTemplate(path string) (string, error) {
+// findTemplate is the template serve reads; "" when there is none (the
+// control plane's functions only).
+func findTemplate(path string) string {
 	if path != "" {
-		return path, nil
+		return path
 	}
 	for _, p := range []string{"template.yaml", "template.yml"} {
 		if _, err := os.Stat(p); err == nil {
-			return p, nil
+			return p
 		}
 	}
-	return "", nil // no template: the control plane's functions only
+	return ""
 }
 
-// Run serves the project cfg describes until ctx ends (lambdabox serve
+// Run serves the project o describes until ctx ends (lambdabox serve
 // cancels it at SIGTERM or SIGINT), then shuts every function down and
 // removes what it started.
-func Run(ctx context.Context, cfg Config) (err error) {
-	o, log, stdout, stderr := cfg, cfg.Log, cfg.Stdout, cfg.Stderr
+func Run(ctx context.Context, o Config) (err error) {
+	log, stdout, stderr := o.Log, o.Stdout, o.Stderr
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -130,12 +131,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		o.URLBasePort = p + 1
 	}
 	region := cmp.Or(o.Region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"), template.DefaultRegion)
-	path, err := findTemplate(o.Template)
-	if err != nil {
-		return err
-	}
 	tpl := &template.Template{}
-	if path != "" {
+	if path := findTemplate(o.Template); path != "" {
 		if tpl, err = (template.Config{Parameters: o.Parameters, Region: region}).Load(path); err != nil {
 			return err
 		}
@@ -221,27 +218,22 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		names[i] = f.Name()
 	}
 	cons.Align(names)
-	// What the command owns in each spec, kept across reloads.
-	type owned struct {
-		url    string
-		output io.Writer
-	}
-	own := map[string]owned{}
 	drivers := map[string]string{} // the functions not on l.Driver()
 	nextPort := o.URLBasePort
 	reload := launch.Reload{Launcher: l, Replace: svc.Replace, Log: log}
 	for _, f := range tpl.Functions {
-		spec, err := l.Spec(ctx, f, envVars.For(f))
+		env := envVars.For(f)
+		spec, err := l.Spec(ctx, f, env)
 		if err != nil {
 			return errors.Join(err, svc.Close(ctx))
 		}
-		ow := owned{output: cons.For(f.Name())}
+		// What serve sets in each spec, kept across reloads.
+		url, output := "", cons.For(f.Name())
 		if f.FunctionURL != nil {
-			ow.url = net.JoinHostPort(host, strconv.Itoa(nextPort))
+			url = net.JoinHostPort(host, strconv.Itoa(nextPort))
 			nextPort++
 		}
-		own[f.Name()] = ow
-		spec.FunctionURL, spec.Output = ow.url, ow.output
+		spec.FunctionURL, spec.Output = url, output
 		if spec.Driver != nil {
 			drivers[f.Name()] = launch.Container
 		}
@@ -250,8 +242,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		if !o.NoWatch && l.Watchable(f) {
 			reload.Targets = append(reload.Targets, launch.Target{
-				Function: f, Env: envVars.For(f),
-				Adjust: func(s *service.FunctionSpec) { s.FunctionURL, s.Output = ow.url, ow.output },
+				Function: f, Env: env,
+				Adjust: func(s *service.FunctionSpec) { s.FunctionURL, s.Output = url, output },
 			})
 		}
 	}

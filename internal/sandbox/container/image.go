@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/lambdabox/lambdabox/internal/image"
 )
 
 // HasImage reports whether the engine has the image ref.
@@ -27,20 +27,15 @@ func (e *Engine) LoadImage(ctx context.Context, img v1.Image, ref string) error 
 	}
 	for attempt := 1; ; attempt++ {
 		err := e.load(ctx, img, tag, ref)
-		// Podman's storage can lose a layer it found present to an image
-		// removal running at the same time (containers/storage: "layer
-		// not known"), and the load then ends without the image; loading
-		// again writes the layer anew.
-		if err == nil || attempt == loadAttempts || ctx.Err() != nil ||
-			!errors.Is(err, errNotListed) && !strings.Contains(err.Error(), "layer not known") {
+		// A layer lost to a concurrent removal (image.LostLayer) fails
+		// the load, or ends it without the image.
+		if err == nil || attempt == image.LoadAttempts || ctx.Err() != nil ||
+			!errors.Is(err, errNotListed) && !image.LostLayer(err.Error()) {
 			return err
 		}
 		e.log.Info("loading the image again: the engine lost a layer", "image", ref, "error", err)
 	}
 }
-
-// loadAttempts bounds LoadImage's tries.
-const loadAttempts = 3
 
 var errNotListed = errors.New("the engine does not list it after the load")
 
