@@ -218,7 +218,10 @@ var errGone = errors.New("deleted meanwhile")
 // deployVersion deploys a published version, with the function's
 // reserved concurrency; errGone if it was deleted meanwhile (a delete
 // undeploys under deployMu after removing from the store, so reading the
-// store again under it never leaves a deleted version running).
+// store again under it never leaves a deleted version running). A delete
+// does not wait for deployMu to remove the version and prune its code: a
+// deploy that fails because of it finds the version gone, and is errGone
+// too, not a failure.
 func (s *Server) deployVersion(ctx context.Context, v store.Function) error {
 	s.deployMu.Lock()
 	defer s.deployMu.Unlock()
@@ -229,13 +232,16 @@ func (s *Server) deployVersion(ctx context.Context, v store.Function) error {
 		return err
 	}
 	fn, err := s.runnerFunction(v)
+	if err == nil {
+		if latest, lerr := s.st.Function(v.Name); lerr == nil {
+			fn.ReservedConcurrency = latest.ReservedConcurrency
+		}
+		err = s.run.Deploy(ctx, fn)
+	}
 	if err != nil {
-		return err
-	}
-	if latest, err := s.st.Function(v.Name); err == nil {
-		fn.ReservedConcurrency = latest.ReservedConcurrency
-	}
-	if err := s.run.Deploy(ctx, fn); err != nil {
+		if _, verr := s.st.Version(v.Name, v.Version); errors.Is(verr, store.ErrNotFound) {
+			return errGone
+		}
 		s.log.Warn("deploying a version failed", "function", v.Name, "version", v.Version, "error", err)
 		return err
 	}

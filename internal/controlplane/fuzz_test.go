@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -18,9 +19,17 @@ type fakeRunner struct {
 	mu       sync.Mutex
 	deployed map[string]Function
 	routes   map[string]Routing
+	// during, when set, runs at the start of each Deploy; an error it
+	// returns fails the deploy.
+	during func(Function) error
 }
 
 func (r *fakeRunner) Deploy(_ context.Context, fn Function) error {
+	if r.during != nil {
+		if err := r.during(fn); err != nil {
+			return err
+		}
+	}
 	if strings.HasPrefix(fn.Name, "fail") || fn.Handler == "bad.handler" {
 		return errTest
 	}
@@ -222,6 +231,32 @@ func FuzzRequests(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A function deleted while its new version deploys (the delete removes it
+// and prunes its code without waiting for the deploy, which then fails for
+// want of its code) answers Publish with ResourceNotFoundException, not a
+// service error. TestConcurrentClients found it as a rare 500.
+func TestPublishWhileDeleted(t *testing.T) {
+	s, r := newTestServer(t)
+	create := `{"FunctionName":"gone","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"` + zipB64 + `"}}`
+	if w := do(s, "POST", "/2015-03-31/functions", create); w.Code != http.StatusCreated {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	s.wg.Wait() // $LATEST deployed
+	r.during = func(fn Function) error {
+		if fn.Version == "$LATEST" {
+			return nil
+		}
+		if _, _, _, err := s.st.DeleteFunction(fn.Name); err != nil {
+			t.Errorf("delete: %v", err)
+		}
+		return errors.New("code not found")
+	}
+	w := do(s, "POST", "/2015-03-31/functions/gone/versions", ``)
+	if w.Code != http.StatusNotFound || w.Header().Get("X-Amzn-ErrorType") != "ResourceNotFoundException" {
+		t.Errorf("publish while deleted: %d %s, want 404 ResourceNotFoundException", w.Code, w.Body)
+	}
 }
 
 // Clients racing on the same functions get answers in Lambda's shapes
