@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +19,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/lambdabox/lambdabox/internal/sandbox"
+	"github.com/lambdabox/lambdabox/internal/sandbox/process"
 )
 
 // startFloor serves the least any emulator must do per invoke, with nothing
@@ -33,7 +40,7 @@ func startFloorN(tb testing.TB, n int) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	stop, err := serveFloor(ln, helloBootstrap(tb), n, false)
+	stop, err := serveFloor(ln, helloBootstrap(tb), n, floorBare)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -46,23 +53,43 @@ func startFloorN(tb testing.TB, n int) string {
 // bootstrap, the number of runtimes and "logs" or "nologs" follow.
 const floorRelayArg = "lambdabox-floor-relay"
 
+// floorMode says what a floor relay does beside relaying.
+type floorMode string
+
+// The floor relays.
+const (
+	// floorBare relays and does nothing else: the issue's floor.
+	floorBare floorMode = "bare"
+	// floorLogs adds the least of Lambda's log contract: the runtimes'
+	// output read from a pipe and copied out, and a START, END and REPORT
+	// line per invoke (to /dev/null, where lambdabox's output goes in
+	// these benchmarks).
+	floorLogs floorMode = "logs"
+	// floorContract does, per invoke, only what the Runtime and Invoke
+	// APIs and Lambda's execution model oblige every emulator to do,
+	// each the cheapest way: the log contract of floorLogs; a random
+	// request id (a UUID, also on the client's answer) and
+	// Invocation-Id nonce; a deadline timer per runtime, reset on each
+	// invoke; the Duration and Max Memory Used of REPORT, the latter from
+	// the environment's memory cgroup peak; and each runtime started as
+	// lambdabox starts it (sandbox/process: contained, memory limited),
+	// with a Runtime API endpoint of its own so that REPORT names the
+	// environment that ran the invoke. No validation, no state machine,
+	// no Telemetry, no hardening.
+	floorContract floorMode = "contract"
+)
+
 // startFloorProcess is startFloorN with the relay in a process of its own,
 // as every emulator is: the clients and the relay no longer share one Go
-// scheduler. With logs, it also keeps the least of Lambda's log contract:
-// the runtimes' output read from a pipe, and START, END and REPORT lines
-// written (to /dev/null, where lambdabox's output goes in these benchmarks).
-func startFloorProcess(tb testing.TB, n int, logs bool) string {
+// scheduler. mode adds to the relay's work.
+func startFloorProcess(tb testing.TB, n int, mode floorMode) string {
 	tb.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	addr := freeAddr(tb)
-	mode := "nologs"
-	if logs {
-		mode = "logs"
-	}
-	cmd := exec.Command(self, floorRelayArg, addr, helloBootstrap(tb), strconv.Itoa(n), mode)
+	cmd := exec.Command(self, floorRelayArg, addr, helloBootstrap(tb), strconv.Itoa(n), string(mode))
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the benchmark
 	if err := cmd.Start(); err != nil {
@@ -80,17 +107,22 @@ func startFloorProcess(tb testing.TB, n int, logs bool) string {
 // are startFloorProcess's.
 func runFloorRelay(args []string) error {
 	if len(args) != 4 {
-		return fmt.Errorf("want ADDR BOOTSTRAP RUNTIMES logs|nologs, got %q", args)
+		return fmt.Errorf("want ADDR BOOTSTRAP RUNTIMES MODE, got %q", args)
 	}
 	n, err := strconv.Atoi(args[2])
 	if err != nil {
 		return err
 	}
+	if n == 1 {
+		// What lambdabox rie does when one invoke runs at a time: one P
+		// costs less CPU per invoke there.
+		runtime.GOMAXPROCS(1)
+	}
 	ln, err := net.Listen("tcp", args[0])
 	if err != nil {
 		return err
 	}
-	stop, err := serveFloor(ln, args[1], n, args[3] == "logs")
+	stop, err := serveFloor(ln, args[1], n, floorMode(args[3]))
 	if err != nil {
 		return err
 	}
@@ -101,27 +133,56 @@ func runFloorRelay(args []string) error {
 	return nil
 }
 
+// The floor's function, as its runtimes and REPORT lines see it.
+const (
+	floorMemoryMB = 3008 // lambdabox rie's default
+	floorTimeout  = time.Minute
+	floorARN      = "arn:aws:lambda:us-east-1:012345678912:function:floor"
+)
+
 // serveFloor serves the floor relay on ln with n runtimes of bootstrap,
-// with or without the log contract (see startFloorProcess); stop ends the
-// runtimes and the server.
-func serveFloor(ln net.Listener, bootstrap string, n int, logs bool) (stop func(), err error) {
+// doing what mode says; stop ends the runtimes and the server.
+func serveFloor(ln net.Listener, bootstrap string, n int, mode floorMode) (stop func(), err error) {
+	switch mode {
+	case floorBare, floorLogs, floorContract:
+	default:
+		return nil, fmt.Errorf("unknown floor mode %q", mode)
+	}
 	type event struct {
 		body   []byte
+		id     string // the request id, with floorContract
 		answer chan []byte
 	}
-	var out *os.File // the log's destination, with logs
-	if logs {
+	type pending struct {
+		answer chan []byte
+		start  time.Time
+	}
+	var out *os.File // the log's destination, but with floorBare
+	if mode != floorBare {
 		if out, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
 			return nil, err
 		}
 	}
 	events := make(chan event)
-	var waiting sync.Map // request id → chan []byte
+	var waiting sync.Map // request id → pending
 	var id atomic.Int64
+	// With floorContract, each runtime has an endpoint and an environment
+	// of its own: byAddr maps the endpoint to its runtime's index.
+	var (
+		envs   []sandbox.Env
+		timers []*time.Timer
+		byAddr = map[string]int{}
+	)
+	type envKey struct{}
+	runtimeOf := func(r *http.Request) int { i, _ := r.Context().Value(envKey{}).(int); return i }
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /invoke", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		ev := event{b, make(chan []byte, 1)}
+		ev := event{body: b, answer: make(chan []byte, 1)}
+		if mode == floorContract {
+			ev.id = uuid.NewString()
+			w.Header().Set("X-Amzn-Requestid", ev.id)
+		}
 		events <- ev
 		a := <-ev.answer
 		w.Header().Set("Content-Type", "application/json")
@@ -134,15 +195,23 @@ func serveFloor(ln net.Listener, bootstrap string, n int, logs bool) (stop func(
 		case <-r.Context().Done():
 			return
 		}
-		rid := strconv.FormatInt(id.Add(1), 10)
-		waiting.Store(rid, ev.answer)
-		if logs {
+		rid := ev.id
+		if rid == "" {
+			rid = strconv.FormatInt(id.Add(1), 10)
+		}
+		start := time.Now()
+		waiting.Store(rid, pending{ev.answer, start})
+		h := w.Header()
+		if mode == floorContract {
+			timers[runtimeOf(r)].Reset(floorTimeout)
+			h.Set("Lambda-Runtime-Invocation-Id", strconv.FormatUint(rand.Uint64(), 16))
+		}
+		if out != nil {
 			_, _ = out.WriteString("START RequestId: " + rid + " Version: $LATEST\n")
 		}
-		h := w.Header()
 		h.Set("Lambda-Runtime-Aws-Request-Id", rid)
-		h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10))
-		h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:012345678912:function:floor")
+		h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(start.Add(floorTimeout).UnixMilli(), 10))
+		h.Set("Lambda-Runtime-Invoked-Function-Arn", floorARN)
 		h.Set("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
 		_, _ = w.Write(ev.body)
 	})
@@ -150,41 +219,120 @@ func serveFloor(ln net.Listener, bootstrap string, n int, logs bool) (stop func(
 		b, _ := io.ReadAll(r.Body)
 		w.WriteHeader(http.StatusAccepted)
 		rid := r.PathValue("id")
-		if logs {
+		v, ok := waiting.LoadAndDelete(rid)
+		if !ok {
+			return
+		}
+		p := v.(pending)
+		switch mode {
+		case floorLogs:
 			_, _ = out.WriteString("END RequestId: " + rid + "\nREPORT RequestId: " + rid + "\tDuration: 1.00 ms\n")
+		case floorContract:
+			i := runtimeOf(r)
+			timers[i].Stop()
+			ms := float64(time.Since(p.start).Microseconds()) / 1000
+			var mem uint64
+			if m, ok := envs[i].(sandbox.MemoryReporter); ok {
+				mem, _ = m.MaxMemory()
+			}
+			_, _ = fmt.Fprintf(out, "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\tMax Memory Used: %d MB\t\n",
+				rid, rid, ms, int64(math.Ceil(ms)), floorMemoryMB, mem>>20)
 		}
-		if ch, ok := waiting.LoadAndDelete(rid); ok {
-			ch.(chan []byte) <- b
-		}
+		p.answer <- b
 	})
 	srv := &http.Server{Handler: mux}
-	go func() { _ = srv.Serve(ln) }()
-	var cmds []*exec.Cmd
+	lns := []net.Listener{ln}
+	if mode == floorContract {
+		for i := range n {
+			api, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				closeAll(lns[1:])
+				out.Close()
+				return nil, err
+			}
+			lns = append(lns, api)
+			byAddr[api.Addr().String()] = i
+			timers = append(timers, time.AfterFunc(time.Hour, func() {}))
+			timers[i].Stop()
+		}
+		srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, envKey{}, byAddr[c.LocalAddr().String()])
+		}
+	}
+	for _, l := range lns {
+		go func() { _ = srv.Serve(l) }()
+	}
+	var (
+		cmds    []*exec.Cmd
+		copying sync.WaitGroup // the contract's log pipes
+		driver  *process.Driver
+	)
 	stop = func() {
 		for _, cmd := range cmds {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, env := range envs {
+			_ = env.Stop(ctx)
+		}
+		if driver != nil {
+			_ = driver.Close(ctx)
+		}
 		srv.Close()
+		copying.Wait()
 		if out != nil {
 			out.Close()
 		}
 	}
-	for range n {
-		cmd := exec.Command(bootstrap)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+ln.Addr().String(), "AWS_LAMBDA_FUNCTION_NAME=floor",
-			"AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128")
-		if logs {
-			// An io.Writer that is not an *os.File: os/exec makes the
-			// pipe and copies it, in a goroutine of its own, to out.
-			cmd.Stdout = struct{ io.Writer }{out}
-		}
-		if err := cmd.Start(); err != nil {
+	environ := func(api string) []string {
+		return append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+api, "AWS_LAMBDA_FUNCTION_NAME=floor",
+			"AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(floorMemoryMB))
+	}
+	if mode == floorContract {
+		if driver, err = process.New(process.Config{}); err != nil {
 			stop()
 			return nil, err
 		}
-		cmds = append(cmds, cmd)
+	}
+	for i := range n {
+		if mode != floorContract {
+			cmd := exec.Command(bootstrap)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			cmd.Env = environ(ln.Addr().String())
+			if out != nil {
+				// An io.Writer that is not an *os.File: os/exec makes the
+				// pipe and copies it, in a goroutine of its own, to out.
+				cmd.Stdout = struct{ io.Writer }{out}
+			}
+			if err := cmd.Start(); err != nil {
+				stop()
+				return nil, err
+			}
+			cmds = append(cmds, cmd)
+			continue
+		}
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		copying.Add(1)
+		go func() {
+			defer copying.Done()
+			_, _ = io.Copy(out, pr)
+			pr.Close()
+		}()
+		env, err := driver.Start(context.Background(), sandbox.Spec{
+			Path: bootstrap, Env: environ(lns[i+1].Addr().String()), MemoryLimit: floorMemoryMB << 20,
+			Output: func(sandbox.Process) (*os.File, error) { return pw, nil },
+		})
+		if err != nil { // it closed pw
+			stop()
+			return nil, err
+		}
+		envs = append(envs, env)
 	}
 	return stop, nil
 }
@@ -219,32 +367,63 @@ var loadCases = []struct {
 }
 
 // BenchmarkVersusFloor measures lambdabox (`lambdabox rie`, its own
-// process) and the floor in the same run, alternating in rounds of b.N
-// invokes, and reports lambdabox's throughput as a fraction of the
-// floor's (x-floor; 1 is the floor). seq: one client, one environment;
-// par8: eight clients, a pool of eight; lmi8: eight clients on one Managed
-// Instances environment of eight slots (aws-lambda-go's eight workers).
+// process) and the floors in the same run, alternating in rounds of b.N
+// invokes (LAMBDABOX_FLOOR_ROUNDS, default 5), and reports each ratio as
+// the median of its rounds' ratios: x-floor is lambdabox's throughput as
+// a fraction of the issue's floor (startFloorN: the bare relay in this
+// process); x-floor-process, -logged and -contract are the same against
+// the relay in a process of its own (startFloorProcess) bare, with the
+// log contract and with the whole per-invoke contract (see floorMode);
+// logged-x-floor and contract-x-floor are those relays' own fractions of
+// the issue's floor: the most any emulator that keeps that contract can
+// reach. seq: one client, one environment; par8: eight clients, a pool of
+// eight; lmi8: eight clients on one Managed Instances environment of
+// eight slots (aws-lambda-go's eight workers).
 func BenchmarkVersusFloor(b *testing.B) {
+	rounds := 5
+	if v := os.Getenv("LAMBDABOX_FLOOR_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("LAMBDABOX_FLOOR_ROUNDS=%q: want a count of rounds", v)
+		}
+		rounds = n
+	}
 	for _, tc := range loadCases {
 		b.Run(tc.name, func(b *testing.B) {
-			floor := startFloorN(b, tc.clients)
-			proc := startFloorProcess(b, tc.clients, false)
-			logged := startFloorProcess(b, tc.clients, true)
-			box := startRIE(b, tc.flags...)
-			var floorRate, procRate, loggedRate, boxRate float64
-			const rounds = 3
-			for range rounds {
-				floorRate += measure(b, floor, tc.clients, b.N)
-				procRate += measure(b, proc, tc.clients, b.N)
-				loggedRate += measure(b, logged, tc.clients, b.N)
-				boxRate += measure(b, box, tc.clients, b.N)
+			urls := []string{ // in the order of rates' columns
+				startFloorN(b, tc.clients),
+				startFloorProcess(b, tc.clients, floorBare),
+				startFloorProcess(b, tc.clients, floorLogs),
+				startFloorProcess(b, tc.clients, floorContract),
+				startRIE(b, tc.flags...),
 			}
-			b.ReportMetric(floorRate/rounds, "floor-invokes/s")
-			b.ReportMetric(boxRate/rounds, "invokes/s")
-			b.ReportMetric(boxRate/floorRate, "x-floor")
-			b.ReportMetric(boxRate/procRate, "x-floor-process")
-			b.ReportMetric(boxRate/loggedRate, "x-floor-logged")
-			b.ReportMetric(loggedRate/floorRate, "logged-x-floor")
+			const floor, proc, logged, contract, box = 0, 1, 2, 3, 4
+			rates := make([][]float64, rounds)
+			for r := range rates {
+				for _, url := range urls {
+					rates[r] = append(rates[r], measure(b, url, tc.clients, b.N))
+				}
+			}
+			ratio := func(num, den int) float64 {
+				rs := make([]float64, rounds)
+				for r, rate := range rates {
+					rs[r] = rate[num] / rate[den]
+				}
+				return median(rs)
+			}
+			var floorRate, boxRate float64
+			for _, rate := range rates {
+				floorRate += rate[floor] / float64(rounds)
+				boxRate += rate[box] / float64(rounds)
+			}
+			b.ReportMetric(floorRate, "floor-invokes/s")
+			b.ReportMetric(boxRate, "invokes/s")
+			b.ReportMetric(ratio(box, floor), "x-floor")
+			b.ReportMetric(ratio(box, proc), "x-floor-process")
+			b.ReportMetric(ratio(box, logged), "x-floor-logged")
+			b.ReportMetric(ratio(box, contract), "x-floor-contract")
+			b.ReportMetric(ratio(logged, floor), "logged-x-floor")
+			b.ReportMetric(ratio(contract, floor), "contract-x-floor")
 		})
 	}
 }
@@ -330,6 +509,13 @@ func memStats(tb testing.TB, addr string) (mallocs, totalAlloc uint64) {
 		tb.Fatalf("no Mallocs and TotalAlloc in %s's heap profile", addr)
 	}
 	return mallocs, totalAlloc
+}
+
+// closeAll closes every listener of lns.
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
+	}
 }
 
 // freeAddr returns a loopback address nothing listens on now.
