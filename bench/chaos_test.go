@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 )
 
 // Settings of TestChaosSoak's `lambdabox rie`.
@@ -72,27 +74,9 @@ func chaosActions(t *testing.T) []chaosWeight {
 type lambdaboxProc struct {
 	cmd       *exec.Cmd
 	done      chan struct{}
-	stderr    *lockedBuffer
+	stderr    *syncbuf.Buffer
 	invokeURL string
 	debugURL  string
-}
-
-// lockedBuffer is a bytes.Buffer safe for a process writer and test readers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // exited reports whether the process has ended.
@@ -315,7 +299,7 @@ func TestChaosSoak(t *testing.T) {
 	}
 
 	addr, debugAddr := freeLoopback(t), freeLoopback(t)
-	p := &lambdaboxProc{done: make(chan struct{}), stderr: &lockedBuffer{},
+	p := &lambdaboxProc{done: make(chan struct{}), stderr: &syncbuf.Buffer{},
 		invokeURL: "http://" + addr + "/2015-03-31/functions/function/invocations", debugURL: "http://" + debugAddr}
 	p.cmd = exec.Command(bin, "rie",
 		"--runtime-interface-emulator-address", addr, "--runtime-api-address", "127.0.0.1:0",

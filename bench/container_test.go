@@ -19,6 +19,7 @@ import (
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 	"github.com/lambdabox/lambdabox/internal/sandbox"
 	"github.com/lambdabox/lambdabox/internal/sandbox/container"
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 )
 
 const helloImage = "localhost/lambdabox-bench/hello-go:latest"
@@ -72,7 +73,7 @@ func helloContainer() function.Config {
 // coldInvoke starts a new environment on d, times its first invoke from
 // request to response, and closes it.
 func coldInvoke(b *testing.B, d sandbox.Driver, cfg function.Config) time.Duration {
-	var out syncBuffer
+	var out syncbuf.Buffer
 	env, err := environment.New(environment.Config{Function: cfg, Driver: d, Output: &out})
 	if err != nil {
 		b.Fatal(err)
@@ -89,24 +90,6 @@ func coldInvoke(b *testing.B, d sandbox.Driver, cfg function.Config) time.Durati
 	defer cancel()
 	_ = env.Close(ctx)
 	return took
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf = append(s.buf, p...)
-	return len(p), nil
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return string(s.buf)
 }
 
 func p50ms(ds []time.Duration) float64 {

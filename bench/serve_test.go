@@ -19,6 +19,7 @@ import (
 
 	"github.com/lambdabox/lambdabox/internal/launch"
 	"github.com/lambdabox/lambdabox/internal/service"
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 	"github.com/lambdabox/lambdabox/internal/template"
 )
 
@@ -207,7 +208,7 @@ func manyFunctions(b *testing.B, bin, dir string, n int) (rssIdle, rssAfter, fir
 	addr := freeAddrTB(b)
 	cmd := exec.Command(bin, "serve", "--addr", addr, "--api-address", freeAddrTB(b), "--log-level", "warn", "--state-dir", b.TempDir())
 	cmd.Dir = dir
-	stderr := &lockedBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,10 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 )
 
 // Binaries built once by TestMain.
@@ -98,29 +98,11 @@ func freeAddr(t testing.TB) string {
 	return ""
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writer and test readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // emulator is a running "lambdabox rie" process.
 type emulator struct {
 	URL    string // http://127.0.0.1:PORT
-	Stdout *syncBuffer
-	Stderr *syncBuffer
+	Stdout *syncbuf.Buffer
+	Stderr *syncbuf.Buffer
 	cmd    *exec.Cmd
 	done   chan struct{}
 }
@@ -155,7 +137,7 @@ func startRIE(t testing.TB, o rieOpts) *emulator {
 		args = append([]string{"rie"}, args...)
 	}
 	args = append(args, o.command...)
-	e := &emulator{URL: "http://" + addr, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
+	e := &emulator{URL: "http://" + addr, Stdout: &syncbuf.Buffer{}, Stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	e.cmd = exec.Command(bin, args...)
 	e.cmd.Env = append(os.Environ(), o.env...)
 	if raceBuild() {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 )
 
 // startLimitedRIE starts lambdabox rie with the gofn function under
@@ -23,7 +25,7 @@ func startLimitedRIE(t *testing.T, nofile string) *emulator {
 		t.Skip("prlimit (util-linux) is not installed")
 	}
 	addr := freeAddr(t)
-	e := &emulator{URL: "http://" + addr, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
+	e := &emulator{URL: "http://" + addr, Stdout: &syncbuf.Buffer{}, Stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	e.cmd = exec.Command(prlimit, "--nofile="+nofile+":"+nofile, lambdaboxBin, "rie",
 		"--runtime-interface-emulator-address", addr, "--runtime-api-address", freeAddr(t), goFnBin)
 	e.cmd.Env = os.Environ()

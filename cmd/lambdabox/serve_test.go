@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 )
 
 // Tests of lambdabox serve, through the binary, on testdata/serve/template.yaml:
@@ -42,7 +44,7 @@ func startServeTimeout(t testing.TB, wait time.Duration, dir string, args ...str
 	urlPort := freeURLPorts(t)
 	args = append([]string{"serve", "--addr", addr, "--api-address", api,
 		"--function-url-base-port", strconv.Itoa(urlPort), "--cache", t.TempDir(), "--state-dir", t.TempDir()}, args...)
-	e := &emulator{URL: "http://" + addr, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
+	e := &emulator{URL: "http://" + addr, Stdout: &syncbuf.Buffer{}, Stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	e.cmd = exec.Command(lambdaboxBin, args...)
 	e.cmd.Dir = dir
 	if raceBuild() {

@@ -1,48 +1,29 @@
 package environment
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 	"github.com/lambdabox/lambdabox/internal/sandbox/sandboxtest"
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 )
-
-// syncBuffer collects the environment's output lines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // newTestEnv returns an environment whose runtimes are d's goroutines,
 // with a 1 s timeout.
-func newTestEnv(t *testing.T, d *sandboxtest.Driver) (*Environment, *syncBuffer) {
+func newTestEnv(t *testing.T, d *sandboxtest.Driver) (*Environment, *syncbuf.Buffer) {
 	t.Helper()
 	return newTestEnvConfig(t, d, func(*Config) {})
 }
 
 // newTestEnvConfig is newTestEnv with the Config changed by set.
-func newTestEnvConfig(t *testing.T, d *sandboxtest.Driver, set func(*Config)) (*Environment, *syncBuffer) {
+func newTestEnvConfig(t *testing.T, d *sandboxtest.Driver, set func(*Config)) (*Environment, *syncbuf.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cfg := Config{
 		Function:       testFunction(t),
 		Driver:         d,

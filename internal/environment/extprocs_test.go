@@ -11,6 +11,7 @@ import (
 
 	"github.com/lambdabox/lambdabox/internal/sandbox"
 	"github.com/lambdabox/lambdabox/internal/sandbox/sandboxtest"
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 )
 
 // extensionsDir returns a directory holding an executable per name, for the
@@ -111,7 +112,7 @@ var _ sandbox.Network = (*reachDriver)(nil)
 // listens, and what AWS_LAMBDA_RUNTIME_API its runtime gets.
 func TestNetworkDriver(t *testing.T) {
 	d := &reachDriver{Driver: &sandboxtest.Driver{Handler: behaviours}}
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	e, err := New(Config{
 		Function:       testFunction(t),
 		Driver:         d,

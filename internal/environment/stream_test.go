@@ -14,6 +14,7 @@ import (
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 	"github.com/lambdabox/lambdabox/internal/sandbox/sandboxtest"
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 )
 
 // streams answers some payloads with a streamed response, as Node's
@@ -65,7 +66,7 @@ func invokeBuffered(e *Environment, id, payload string, tail bool) (*function.Re
 	return res, log
 }
 
-func reportOf(out *syncBuffer, id string) string {
+func reportOf(out *syncbuf.Buffer, id string) string {
 	return regexp.MustCompile(`(?m)^REPORT RequestId: ` + regexp.QuoteMeta(id) + `\t.*$`).FindString(out.String())
 }
 

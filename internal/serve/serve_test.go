@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -9,37 +8,19 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lambdabox/lambdabox/internal/launch"
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 )
-
-// lockedBuffer is a bytes.Buffer Run may write while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRunControlPlaneOnly serves no template: the control plane answers on
 // the Invoke API's address, and cancelling the context ends Run cleanly.
 func TestRunControlPlaneOnly(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir) // no template.yaml here
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

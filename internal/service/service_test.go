@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"github.com/lambdabox/lambdabox/internal/function"
 	"github.com/lambdabox/lambdabox/internal/httpfront"
 	"github.com/lambdabox/lambdabox/internal/sandbox/process"
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -28,24 +28,6 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // fakeSpec is a function run by the fake runtime, answering with version.
@@ -67,7 +49,7 @@ func fakeSpec(name, version string) FunctionSpec {
 // running is a service under test.
 type running struct {
 	*Service
-	out, log *syncBuffer
+	out, log *syncbuf.Buffer
 	cancel   context.CancelFunc
 	done     chan error
 }
@@ -82,7 +64,7 @@ func startService(t *testing.T, cfg Config, specs ...FunctionSpec) *running {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = drv.Close(context.Background()) })
-	r := &running{out: &syncBuffer{}, log: &syncBuffer{}, done: make(chan error, 1)}
+	r := &running{out: &syncbuf.Buffer{}, log: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	cfg.Driver = drv
 	if cfg.InvokeAddr == "" {
 		cfg.InvokeAddr = "127.0.0.1:0"

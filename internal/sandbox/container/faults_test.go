@@ -2,7 +2,6 @@ package container
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -22,12 +21,13 @@ import (
 	"github.com/lambdabox/lambdabox/internal/runtimeapi"
 	"github.com/lambdabox/lambdabox/internal/sandbox"
 	"github.com/lambdabox/lambdabox/internal/sandbox/sandboxtest"
+	"github.com/lambdabox/lambdabox/internal/syncbuf"
 )
 
 // newEnvironment runs the platform's environment on d, for fn.
-func newEnvironment(t *testing.T, d sandbox.Driver, fn function.Config) (*environment.Environment, *bytes.Buffer) {
+func newEnvironment(t *testing.T, d sandbox.Driver, fn function.Config) (*environment.Environment, *syncbuf.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	e, err := environment.New(environment.Config{Function: fn.WithDefaults(), Driver: d, Output: out})
 	if err != nil {
 		t.Fatal(err)
@@ -37,12 +37,8 @@ func newEnvironment(t *testing.T, d sandbox.Driver, fn function.Config) (*enviro
 		defer cancel()
 		_ = e.Close(ctx)
 	})
-	return e, &out.buf
+	return e, out
 }
-
-type syncBuffer struct{ buf bytes.Buffer }
-
-func (b *syncBuffer) Write(p []byte) (int, error) { return b.buf.Write(p) }
 
 func invoke(e *environment.Environment, payload string) *function.Result {
 	res := e.Invoke(context.Background(), &function.Request{Invocation: runtimeapi.Invocation{ID: fmt.Sprint(time.Now().UnixNano()), Payload: []byte(payload)}})
