@@ -164,6 +164,9 @@ func serveFloor(ln net.Listener, bootstrap string, n int, mode floorMode) (stop 
 		}
 	}
 	events := make(chan event)
+	// Invokes wait until every runtime has started: the handlers then
+	// read envs without a lock.
+	ready := make(chan struct{})
 	var waiting sync.Map // request id → pending
 	var id atomic.Int64
 	// With floorContract, each runtime has an endpoint and an environment
@@ -178,6 +181,11 @@ func serveFloor(ln net.Listener, bootstrap string, n int, mode floorMode) (stop 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /invoke", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
+		select {
+		case <-ready:
+		case <-r.Context().Done():
+			return
+		}
 		ev := event{body: b, answer: make(chan []byte, 1)}
 		if mode == floorContract {
 			ev.id = uuid.NewString()
@@ -334,6 +342,7 @@ func serveFloor(ln net.Listener, bootstrap string, n int, mode floorMode) (stop 
 		}
 		envs = append(envs, env)
 	}
+	close(ready)
 	return stop, nil
 }
 
@@ -527,4 +536,42 @@ func freeAddr(tb testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestFloorRelays runs each floor relay with four runtimes and loads it
+// from the moment its invoke endpoint accepts, as BenchmarkVersusFloor
+// does: every invoke gets the function's answer. The contract relay once
+// let invokes reach a runtime before its environment was recorded (a
+// data race under -race, an index out of range without).
+func TestFloorRelays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts runtimes")
+	}
+	for _, mode := range []floorMode{floorBare, floorLogs, floorContract} {
+		t.Run(string(mode), func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			bootstrap := helloBootstrap(t)
+			url := "http://" + ln.Addr().String() + "/invoke"
+			loaded := make(chan Stats, 1)
+			go func() { // while serveFloor starts the runtimes
+				st, _ := Run(context.Background(), Config{URL: url, Payload: []byte(helloPayload), Concurrency: 8,
+					Requests: 200, Duration: 30 * time.Second, Check: checkHello})
+				loaded <- st
+			}()
+			stop, err := serveFloor(ln, bootstrap, 4, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			if st := <-loaded; st.Errors > 0 || st.Requests != 200 {
+				t.Fatalf("%d requests, %d errors; first: %v", st.Requests, st.Errors, st.FirstError)
+			}
+		})
+	}
+	if _, err := serveFloor(nil, "", 1, "fast"); err == nil {
+		t.Error("an unknown mode was accepted")
+	}
 }
