@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lambdabox/lambdabox/internal/environment"
@@ -34,10 +35,13 @@ type Config struct {
 	// runs its invokes with Environment.InvokeShared.
 	PerEnvironment int
 	// Queue makes a request that finds every environment busy wait for
-	// one, up to QueueTimeout, instead of failing at once.
+	// one, up to QueueTimeout, instead of failing at once. Without it, a
+	// request fails with ErrThrottled only when as many invokes as there
+	// are slots are running: a slot that is settling is waited for.
 	Queue bool
-	// QueueTimeout bounds the wait of a queued request; usually the
-	// function's timeout.
+	// QueueTimeout bounds the wait of a queued request, and without
+	// Queue the wait for a slot whose invoke has answered and is settling
+	// (END, REPORT, the runtime's next); usually the function's timeout.
 	QueueTimeout time.Duration
 	// KeepAlive is how long an environment may stay idle before it is shut
 	// down (SHUTDOWN with reason spindown, SIGTERM, SIGKILL); it starts
@@ -55,6 +59,9 @@ type Config struct {
 type Pool struct {
 	cfg   Config
 	slots chan struct{} // one token per invoke that may run now
+	// running counts the slots whose invoke has not answered yet (or
+	// streams); the other taken slots are settling.
+	running atomic.Int64
 	// settle hands an invoke's settling (END, REPORT, the slot back) to a
 	// settler goroutine waiting for one; settlers counts them.
 	settle   chan func()
@@ -121,8 +128,10 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 	if err := p.acquireSlot(ctx); err != nil {
 		return nil, err
 	}
+	p.running.Add(1)
 	ie, reassigned, err := p.take(false, req.TenantID)
 	if err != nil {
+		p.running.Add(-1)
 		<-p.slots
 		return nil, err
 	}
@@ -138,12 +147,20 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 		res = ie.env.Invoke(ctx, req)
 	}
 	// The caller answers while the environment settles (END, REPORT); the
-	// slot takes its next invoke only after that.
+	// slot takes its next invoke only after that. A streamed answer runs
+	// on until the settle has it whole.
+	streams := res.Stream != nil
+	if !streams {
+		p.running.Add(-1)
+	}
 	job := func() {
 		if settle != nil {
 			settle()
 		} else {
 			ie.env.Settle()
+		}
+		if streams {
+			p.running.Add(-1)
 		}
 		p.put(ie)
 		<-p.slots
@@ -204,7 +221,10 @@ func (p *Pool) acquireSlot(ctx context.Context) error {
 		return nil
 	default:
 	}
-	if !p.cfg.Queue {
+	if !p.cfg.Queue && p.running.Load() >= int64(cap(p.slots)) {
+		// Only running invokes count against the limit, as on Lambda: a
+		// client that invokes again once answered waits below for the
+		// slot its last invoke is settling.
 		return ErrThrottled
 	}
 	timer := time.NewTimer(p.cfg.QueueTimeout)

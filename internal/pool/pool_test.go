@@ -94,7 +94,8 @@ func TestPoolRunsUpToMaxConcurrency(t *testing.T) {
 func TestPoolThrottlesWithoutQueue(t *testing.T) {
 	release := make(chan struct{})
 	d := &sandboxtest.Driver{Handler: func(p []byte) ([]byte, error) { <-release; return p, nil }}
-	p := newTestPool(t, d, Config{MaxConcurrency: 1})
+	// The throttle is at once, however long a settling slot may be waited for.
+	p := newTestPool(t, d, Config{MaxConcurrency: 1, QueueTimeout: time.Hour})
 	first := make(chan error, 1)
 	go func() { _, err := invoke(context.Background(), p, `{}`); first <- err }()
 	for deadline := time.Now().Add(5 * time.Second); d.Started() == 0; time.Sleep(5 * time.Millisecond) {
@@ -108,6 +109,19 @@ func TestPoolThrottlesWithoutQueue(t *testing.T) {
 	close(release)
 	if err := <-first; err != nil {
 		t.Errorf("first invoke: %v", err)
+	}
+}
+
+// A client that invokes again as soon as it has its answer is not
+// throttled at the limit: its last invoke's slot may still be settling
+// (END, REPORT, the runtime's next), and that is not an invoke running.
+func TestPoolDoesNotThrottleASettlingSlot(t *testing.T) {
+	d := &sandboxtest.Driver{Handler: func(p []byte) ([]byte, error) { return p, nil }}
+	p := newTestPool(t, d, Config{MaxConcurrency: 1, QueueTimeout: 10 * time.Second})
+	for i := range 300 {
+		if _, err := invoke(context.Background(), p, `{}`); err != nil {
+			t.Fatalf("invoke %d: %v", i, err)
+		}
 	}
 }
 
