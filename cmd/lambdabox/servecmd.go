@@ -30,12 +30,13 @@ Functions answer to their FunctionName, else their logical id. The template's
 AWS::Serverless::Function and AWS::Lambda::Function resources are read, with
 Globals, Parameters (Default, overridden by --parameter-overrides), layers
 (AWS::Serverless::LayerVersion ContentUri), Environment, Timeout (default 3 s),
-MemorySize (default 128), ReservedConcurrentExecutions (the function's
-execution environments; requests past it wait), FunctionUrlConfig and the
-Api and HttpApi events. !Ref and !Sub of parameters and of AWS::Region,
-AWS::AccountId (123456789012) and AWS::StackName resolve; what cannot resolve
-locally (!GetAtt, !ImportValue, !If) is left empty with a warning naming the
-function and property.
+MemorySize (default 128), ReservedConcurrentExecutions (caps the function's
+execution environments; as on Lambda, requests past it get 429, and 0
+throttles every request; without it, requests past 10 environments wait),
+FunctionUrlConfig and the Api and HttpApi events. !Ref and !Sub of parameters
+and of AWS::Region, AWS::AccountId (123456789012) and AWS::StackName resolve;
+what cannot resolve locally (!GetAtt, !ImportValue, !If) is left empty with a
+warning naming the function and property.
 
 The process driver (default) runs Zip functions as host processes:
   python3.x  python3 -m awslambdaric <handler> (pip install awslambdaric);

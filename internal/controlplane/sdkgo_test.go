@@ -182,8 +182,20 @@ func TestSDKGo(t *testing.T) {
 	if _, err := c.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String("py")}); errorCode(err) != "ResourceNotFoundException" {
 		t.Errorf("URL config after delete: %v", err)
 	}
+	// Reserved concurrency 0 throttles every invoke, as Lambda does; its
+	// removal lets them run again.
+	if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("py"), ReservedConcurrentExecutions: aws.Int32(0)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("py"), Payload: []byte(`{}`)}, func(o *lambda.Options) { o.RetryMaxAttempts = 1 })
+	if tm := new(types.TooManyRequestsException); !errors.As(err, &tm) || tm.Reason != types.ThrottleReasonReservedFunctionConcurrentInvocationLimitExceeded {
+		t.Errorf("invoke with reserved concurrency 0: %v, want TooManyRequestsException (ReservedFunctionConcurrentInvocationLimitExceeded)", err)
+	}
 	if _, err := c.DeleteFunctionConcurrency(ctx, &lambda.DeleteFunctionConcurrencyInput{FunctionName: aws.String("py")}); err != nil {
 		t.Error(err)
+	}
+	if a, _ := sdkInvoke(t, c, "py", ""); a.Code != "v3" {
+		t.Errorf("invoke once the reserved concurrency is deleted: %+v", a)
 	}
 
 	// A Go function on provided.al2023.

@@ -306,6 +306,8 @@ func (s *Server) runnerFunction(f store.Function) (Function, error) {
 		fn.CodeDir = dir
 	}
 	if f.Version == "$LATEST" {
+		// A version's is its function's: deployVersion sets it.
+		fn.ReservedConcurrency = f.ReservedConcurrency
 		if u := f.URL; u != nil {
 			fn.URL = &URL{AuthType: u.AuthType, InvokeMode: u.InvokeMode}
 		}

@@ -262,10 +262,12 @@ func (l *Launcher) Spec(ctx context.Context, f template.Function, env map[string
 		vars[k] = v
 	}
 	spec := service.FunctionSpec{Queue: true, StreamShaping: true}
-	if f.ReservedConcurrency != nil {
-		// Reserved concurrency 0 would throttle every invoke; locally the
-		// function still runs, one invoke at a time.
-		spec.MaxConcurrency = max(*f.ReservedConcurrency, 1)
+	if r := f.ReservedConcurrency; r != nil {
+		// Lambda's cap: an invoke past it is throttled (429), not queued,
+		// and reserved concurrency 0 throttles every invoke. Without it,
+		// requests past the local cap wait (Lambda's account limit is far
+		// above what one machine runs).
+		spec.MaxConcurrency, spec.Queue, spec.Throttled = max(*r, 1), false, *r == 0
 	}
 	if f.FunctionURL != nil {
 		spec.URLStreaming = f.FunctionURL.InvokeMode == "RESPONSE_STREAM"

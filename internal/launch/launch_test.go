@@ -88,8 +88,23 @@ func TestProcessSpecs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.Function.Command[0] != abs("boot/bootstrap") || spec.MaxConcurrency != 3 || !spec.URLStreaming || spec.Function.ExecutionEnv != "" {
+	if spec.Function.Command[0] != abs("boot/bootstrap") || spec.MaxConcurrency != 3 || spec.Queue || spec.Throttled || !spec.URLStreaming || spec.Function.ExecutionEnv != "" {
 		t.Errorf("provided: %+v", spec)
+	}
+	zero := 0
+	spec, err = l.Spec(ctx, template.Function{LogicalID: "Boot", Runtime: "provided.al2023", CodeURI: "boot", ReservedConcurrency: &zero}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.MaxConcurrency != 1 || spec.Queue || !spec.Throttled {
+		t.Errorf("reserved concurrency 0: %+v", spec)
+	}
+	spec, err = l.Spec(ctx, template.Function{LogicalID: "Boot", Runtime: "provided.al2023", CodeURI: "boot"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.MaxConcurrency != 0 || !spec.Queue || spec.Throttled {
+		t.Errorf("no reserved concurrency: %+v", spec)
 	}
 }
 

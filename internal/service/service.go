@@ -110,8 +110,13 @@ type FunctionSpec struct {
 	// takes that many at once.
 	MaxConcurrency int
 	// Queue makes requests past MaxConcurrency wait for an environment, up
-	// to the function's timeout; false answers them ErrThrottled (429).
+	// to the function's timeout; false answers them function.ErrThrottled
+	// (429).
 	Queue bool
+	// Throttled answers every invoke function.ErrThrottled (429) and starts no
+	// environment, as Lambda does for a function whose reserved
+	// concurrency is 0; its async events wait until it is not.
+	Throttled bool
 	// KeepAlive spins environments down after this long idle; 0 keeps them.
 	KeepAlive time.Duration
 	// Provisioned pre-warms this many environments as provisioned
@@ -270,6 +275,9 @@ func (h *handle) Invoke(ctx context.Context, req *function.Request) (*function.R
 	inst.calls.Add(1)
 	h.mu.RUnlock()
 	defer inst.calls.Done()
+	if inst.spec.Throttled {
+		return nil, function.ErrThrottled
+	}
 	return inst.pool.Invoke(ctx, req)
 }
 
@@ -687,6 +695,7 @@ func (s *Service) start(spec FunctionSpec) (*instance, error) {
 // invokes.
 func (s *Service) warm(ctx context.Context, inst *instance) {
 	switch {
+	case inst.spec.Throttled:
 	case inst.spec.Provisioned > 0:
 		if err := inst.pool.Init(ctx, inst.spec.Provisioned); err != nil {
 			s.log.Warn("pre-warming failed; retrying at the first invokes", "function", inst.spec.Function.Name, "error", err)
