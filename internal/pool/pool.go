@@ -215,29 +215,50 @@ func (p *Pool) Init(ctx context.Context, n int) error {
 	return errors.Join(errs...)
 }
 
+// acquireSlot takes a slot token: at once when one is free, else as
+// Config.Queue says.
 func (p *Pool) acquireSlot(ctx context.Context) error {
 	select {
 	case p.slots <- struct{}{}:
 		return nil
 	default:
 	}
-	if !p.cfg.Queue && p.running.Load() >= int64(cap(p.slots)) {
-		// Only running invokes count against the limit, as on Lambda: a
-		// client that invokes again once answered waits below for the
-		// slot its last invoke is settling.
-		return ErrThrottled
-	}
 	timer := time.NewTimer(p.cfg.QueueTimeout)
 	defer timer.Stop()
-	select {
-	case p.slots <- struct{}{}:
-		return nil
-	case <-timer.C:
-		return ErrThrottled
-	case <-ctx.Done():
-		return ctx.Err()
+	if p.cfg.Queue {
+		select {
+		case p.slots <- struct{}{}:
+			return nil
+		case <-timer.C:
+			return ErrThrottled
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	// Only running invokes count against the limit, as on Lambda: a
+	// request that finds some slot settling (its invoke answered; END,
+	// REPORT, the runtime's next to come), e.g. a client's next invoke,
+	// waits for it, and is throttled once every slot runs an invoke.
+	tick := time.NewTicker(settlePoll)
+	defer tick.Stop()
+	for p.running.Load() < int64(cap(p.slots)) {
+		select {
+		case p.slots <- struct{}{}:
+			return nil
+		case <-tick.C:
+		case <-timer.C:
+			return ErrThrottled
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return ErrThrottled
 }
+
+// settlePoll is how often a request waiting for a settling slot checks
+// whether every slot now runs an invoke, when another request took the
+// slot it waited for.
+const settlePoll = time.Millisecond
 
 // take returns a slot of an environment of tenant with one free, or of a
 // new environment (pre-warmed when provisioned); the caller holds a slot
