@@ -223,7 +223,9 @@ func serveFloor(ln net.Listener, bootstrap string, n int, mode floorMode) (stop 
 		h.Set("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
 		_, _ = w.Write(ev.body)
 	})
-	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", func(w http.ResponseWriter, r *http.Request) {
+	// A function error is relayed as a response is: the client sees its
+	// body (and its check fails) instead of waiting for ever.
+	answer := func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.WriteHeader(http.StatusAccepted)
 		rid := r.PathValue("id")
@@ -247,7 +249,9 @@ func serveFloor(ln net.Listener, bootstrap string, n int, mode floorMode) (stop 
 				rid, rid, ms, int64(math.Ceil(ms)), floorMemoryMB, mem>>20)
 		}
 		p.answer <- b
-	})
+	}
+	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", answer)
+	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", answer)
 	srv := &http.Server{Handler: mux}
 	lns := []net.Listener{ln}
 	if mode == floorContract {
@@ -568,6 +572,18 @@ func TestFloorRelays(t *testing.T) {
 			defer stop()
 			if st := <-loaded; st.Errors > 0 || st.Requests != 200 {
 				t.Fatalf("%d requests, %d errors; first: %v", st.Requests, st.Errors, st.FirstError)
+			}
+			// A payload the handler cannot decode: the runtime posts an
+			// error, which reaches the client.
+			c := &http.Client{Timeout: 10 * time.Second}
+			resp, err := c.Post(url, "application/json", strings.NewReader("not json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(b), "errorMessage") {
+				t.Errorf("function error: %d %s, want the runtime's error", resp.StatusCode, b)
 			}
 		})
 	}
