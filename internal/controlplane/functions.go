@@ -881,6 +881,26 @@ func (s *Server) setFunctionWide(r *http.Request, fn func(*store.Function) *apiE
 	return f, s.redeploy(r.Context(), name)
 }
 
+// invokeUnserved answers an invocation of a function the Invoke API does
+// not run (it hands those on): as Lambda, one that is being created
+// (Pending) or whose creation failed (Failed) gets ResourceConflictException
+// with its state, and one that does not exist ResourceNotFoundException.
+func (s *Server) invokeUnserved(_ http.ResponseWriter, r *http.Request) *apiError {
+	name, qual, e := target(r)
+	if e != nil {
+		return e
+	}
+	if f, err := s.st.Function(name); err == nil && (qual == "" || qual == "$LATEST") && f.State != "Active" {
+		return &apiError{Status: http.StatusConflict, Type: "ResourceConflictException",
+			Msg: "The operation cannot be performed at this time. The function is currently in the following state: " + f.State}
+	}
+	arn := s.arn(name)
+	if qual != "" {
+		arn += ":" + qual
+	}
+	return &apiError{Status: http.StatusNotFound, Type: "ResourceNotFoundException", Msg: "Function not found: " + arn}
+}
+
 func (s *Server) putConcurrency(w http.ResponseWriter, r *http.Request) *apiError {
 	var in concurrencyIn
 	if e := decode(r, &in); e != nil {

@@ -171,6 +171,40 @@ func TestStateTransitions(t *testing.T) {
 	}
 }
 
+// An invocation the Invoke API hands on (it runs no such function): a
+// function being created or whose creation failed gets 409
+// ResourceConflictException with its state, as Lambda; one that does not
+// exist 404 with the control plane's ARN.
+func TestInvokeUnserved(t *testing.T) {
+	s, _ := newTestServer(t)
+	create := func(name string) {
+		t.Helper()
+		if w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"`+name+`","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"`+zipB64+`"}}`); w.Code != 201 {
+			t.Fatalf("create %s: %d %s", name, w.Code, w.Body)
+		}
+	}
+	invoke := func(path, status, typ, msg string) {
+		t.Helper()
+		w := do(s, "POST", path, `{}`)
+		var body map[string]string
+		_ = json.Unmarshal(w.Body.Bytes(), &body)
+		if strconv.Itoa(w.Code) != status || w.Header().Get("X-Amzn-ErrorType") != typ || !strings.Contains(body["message"], msg) {
+			t.Errorf("invoke %s: %d %s %s, want %s %s %q", path, w.Code, w.Header().Get("X-Amzn-ErrorType"), w.Body, status, typ, msg)
+		}
+	}
+	s.deployMu.Lock() // the deploy waits: the function stays Pending
+	create("slow")
+	invoke("/2015-03-31/functions/slow/invocations", "409", "ResourceConflictException", "The function is currently in the following state: Pending")
+	invoke("/2021-11-15/functions/slow/response-streaming-invocations", "409", "ResourceConflictException", "state: Pending")
+	s.deployMu.Unlock()
+	create("failing")
+	s.wg.Wait()
+	invoke("/2015-03-31/functions/failing/invocations?Qualifier=$LATEST", "409", "ResourceConflictException", "state: Failed")
+	invoke("/2015-03-31/functions/failing:7/invocations", "404", "ResourceNotFoundException", "Function not found: arn:aws:lambda:us-east-1:123456789012:function:failing:7")
+	invoke("/2015-03-31/functions/nope/invocations", "404", "ResourceNotFoundException", "Function not found: arn:aws:lambda:us-east-1:123456789012:function:nope")
+	invoke("/2015-03-31/functions/bad%20name/invocations", "400", "ValidationException", "functionName")
+}
+
 // Publish: true answers with the new version, deployed.
 func TestPublishOnUpdate(t *testing.T) {
 	s, r := newTestServer(t)

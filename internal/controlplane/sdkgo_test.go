@@ -268,6 +268,10 @@ func TestSDKGo(t *testing.T) {
 	if got, err := c.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("broken")}); err != nil || got.State != types.StateFailed || !strings.Contains(aws.ToString(got.StateReason), "bootstrap") {
 		t.Errorf("broken function: %+v, %v", got, err)
 	}
+	// The Invoke API runs no such function and hands the invoke on.
+	if _, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("broken")}); errorCode(err) != "ResourceConflictException" || !strings.Contains(err.Error(), "state: Failed") {
+		t.Errorf("invoke of a Failed function: %v, want ResourceConflictException", err)
+	}
 
 	// Listing, with paging.
 	var names []string
@@ -320,7 +324,7 @@ func TestSDKGo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("py")}); errorCode(err) != "ResourceNotFoundException" {
+	if _, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("py")}); errorCode(err) != "ResourceNotFoundException" || !strings.Contains(err.Error(), ":123456789012:function:py") {
 		t.Errorf("invoke after delete: %v", err)
 	}
 	if _, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("py")}); errorCode(err) != "ResourceNotFoundException" {

@@ -112,8 +112,9 @@ func NewServer(log *slog.Logger) *Server {
 }
 
 // HandleOthers makes h answer every request the Invoke API does not route
-// (the control-plane API of lambdabox serve); nil restores the
-// UnknownOperationException answer.
+// (the control-plane API of lambdabox serve), and the invocations of
+// functions it does not run; nil restores the UnknownOperationException
+// and ResourceNotFoundException answers.
 func (s *Server) HandleOthers(h http.Handler) {
 	if h == nil {
 		s.other.Store(nil)
@@ -208,6 +209,10 @@ type apiError struct {
 	Msg        string
 	Reason     string // for TooManyRequestsException
 	RetryAfter int    // seconds, for TooManyRequestsException
+	// unknown is set for a function this server does not run: an
+	// invocation of it goes to the HandleOthers handler, when there is
+	// one, which may know it (e.g. one still being created).
+	unknown bool
 }
 
 func (e *apiError) write(w http.ResponseWriter, requestID string) {
@@ -242,6 +247,10 @@ func (s *Server) handle(fn handler) http.HandlerFunc {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, fn handler) {
 	id := uuid.NewString()
 	if e := fn(w, r, id); e != nil {
+		if h := s.other.Load(); e.unknown && h != nil && r.Method == http.MethodPost {
+			(*h).ServeHTTP(w, r)
+			return
+		}
 		s.log.Warn("invoke rejected", "path", r.URL.Path, "error_type", e.Code, "error", e.Msg, "request_id", id)
 		e.write(w, id)
 	}
@@ -290,7 +299,7 @@ func (s *Server) lookup(name, qualifier string) (entry, *apiError) {
 		if qual != "" {
 			arn += ":" + qual
 		}
-		return entry{}, &apiError{Status: http.StatusNotFound, Code: "ResourceNotFoundException", Msg: "Function not found: " + arn}
+		return entry{}, &apiError{Status: http.StatusNotFound, Code: "ResourceNotFoundException", Msg: "Function not found: " + arn, unknown: true}
 	}
 	return e, nil
 }

@@ -105,4 +105,27 @@ func TestHandleOthers(t *testing.T) {
 	if resp.StatusCode != http.StatusTeapot {
 		t.Fatalf("control plane: %d", resp.StatusCode)
 	}
+	// Invocations of a function the server does not run go there too
+	// (the control plane knows one still being created); failed events
+	// of one do not.
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"POST", "/2015-03-31/functions/f/invocations", http.StatusTeapot},
+		{"POST", "/2015-03-31/functions/f%3A1/invocations", http.StatusTeapot},
+		{"POST", "/2021-11-15/functions/f/response-streaming-invocations", http.StatusTeapot},
+		{"GET", "/lambdabox/functions/f/failed-events", http.StatusNotFound},
+		{"POST", "/2015-03-31/functions/bad%20name/invocations", http.StatusBadRequest},
+	} {
+		req, _ := http.NewRequest(c.method, ts.URL+c.path, strings.NewReader("{}"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.want)
+		}
+	}
 }
