@@ -599,17 +599,24 @@ func (s *Server) publish(ctx context.Context, name string, in publishIn) (store.
 			newest.Timeout == latest.Timeout && newest.MemorySize == latest.MemorySize && newest.Ephemeral == latest.Ephemeral &&
 			maps.Equal(newest.Env, latest.Env) && newest.ImageURI == latest.ImageURI && newest.Role == latest.Role
 	}
-	v, err := s.st.PublishVersion(name, same, func(v, latest *store.Function) error {
+	// The preconditions hold also when the newest version is returned.
+	check := func(latest store.Function) error {
 		switch {
 		case latest.LastUpdateStatus == "InProgress" || latest.State == "Pending":
 			return s.inProgress(name)
 		case latest.State == "Failed":
 			return badParam("The function " + name + " failed to deploy: " + latest.StateReason)
+		case latest.LastUpdateStatus == "Failed":
+			// Its code cannot start: a version of it would not run.
+			return conflict("The operation cannot be performed at this time. The last update of the function " + name + " failed: " + latest.LastUpdateReason + " Update it again before publishing.")
 		case in.RevisionId != "" && in.RevisionId != latest.RevisionID:
 			return errPrecondition
 		case in.CodeSha256 != "" && in.CodeSha256 != latest.CodeSha256:
 			return badParam("CodeSHA256 (" + in.CodeSha256 + ") is different from current CodeSHA256 in $LATEST (" + latest.CodeSha256 + "). Please try again with the CodeSHA256 in $LATEST.")
 		}
+		return nil
+	}
+	v, err := s.st.PublishVersion(name, check, same, func(v, latest *store.Function) error {
 		v.Description = in.Description
 		v.LastModified, v.RevisionID = time.Now(), uuid.NewString()
 		return nil

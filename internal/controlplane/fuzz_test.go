@@ -169,6 +169,35 @@ func TestStateTransitions(t *testing.T) {
 	if cfg.State != "Active" || cfg.LastUpdateStatus != "Failed" || cfg.LastUpdateStatusReason != string(errTest) || cfg.LastUpdateStatusReasonCode == "" {
 		t.Errorf("failed update: %+v", cfg)
 	}
+	// A version of it would not run: publishing is refused, and leaves
+	// no version behind.
+	if w := do(s, "POST", "/2015-03-31/functions/ok/versions", `{}`); w.Code != 409 || w.Header().Get("X-Amzn-ErrorType") != "ResourceConflictException" {
+		t.Errorf("publish after a failed update: %d %s", w.Code, w.Body)
+	}
+	if w := do(s, "GET", "/2015-03-31/functions/ok/versions", ""); strings.Contains(w.Body.String(), `"Version":"1"`) {
+		t.Errorf("a version was left: %s", w.Body)
+	}
+}
+
+// PublishVersion's RevisionId and CodeSha256 preconditions hold also when
+// nothing changed since the newest version (which is then returned).
+func TestPublishPreconditions(t *testing.T) {
+	s, _ := newTestServer(t)
+	if w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"p","Runtime":"python3.12","Handler":"app.h","Role":"r","Publish":true,"Code":{"ZipFile":"`+zipB64+`"}}`); w.Code != 201 {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	for _, c := range []struct {
+		body, status, typ string
+	}{
+		{`{"RevisionId":"bad"}`, "412", "PreconditionFailedException"},
+		{`{"CodeSha256":"bad"}`, "400", "InvalidParameterValueException"},
+		{`{}`, "201", ""},
+	} {
+		w := do(s, "POST", "/2015-03-31/functions/p/versions", c.body)
+		if strconv.Itoa(w.Code) != c.status || w.Header().Get("X-Amzn-ErrorType") != c.typ {
+			t.Errorf("publish %s: %d %s %s, want %s %s", c.body, w.Code, w.Header().Get("X-Amzn-ErrorType"), w.Body, c.status, c.typ)
+		}
+	}
 }
 
 // An invocation the Invoke API hands on (it runs no such function): a

@@ -345,15 +345,21 @@ func scan[T any](b *bolt.Bucket, name string, del bool) ([]T, error) {
 // PublishVersion snapshots the function's $LATEST as its next version,
 // unless the newest version has the same code and configuration
 // (same(newest, latest) reports it): then that version is returned.
-// prepare may check or change the snapshot (its Version is set) and the
-// $LATEST (its LastVersion is set) before they are stored.
-func (s *Store) PublishVersion(name string, same func(newest, latest Function) bool, prepare func(v, latest *Function) error) (Function, error) {
+// check, when not nil, may refuse either with an error, given the
+// $LATEST; prepare may check or change the snapshot (its Version is set)
+// and the $LATEST (its LastVersion is set) before they are stored.
+func (s *Store) PublishVersion(name string, check func(latest Function) error, same func(newest, latest Function) bool, prepare func(v, latest *Function) error) (Function, error) {
 	var v Function
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		fb, vb := tx.Bucket(bucketFunctions), tx.Bucket(bucketVersions)
 		latest, err := get[Function](fb, []byte(name), "function "+name)
 		if err != nil {
 			return err
+		}
+		if check != nil {
+			if err := check(latest); err != nil {
+				return err
+			}
 		}
 		if latest.LastVersion > 0 {
 			newest, err := get[Function](vb, vkey(name, versionKey(latest.LastVersion)), "version")

@@ -48,11 +48,11 @@ func TestStoreSurvivesReopen(t *testing.T) {
 	}
 	same := func(a, b Function) bool { return a.CodeSha256 == b.CodeSha256 }
 	noop := func(v, l *Function) error { return nil }
-	v1, err := s.PublishVersion("f", same, noop)
+	v1, err := s.PublishVersion("f", nil, same, noop)
 	if err != nil || v1.Version != "1" {
 		t.Fatalf("publish: %+v, %v", v1, err)
 	}
-	if again, _ := s.PublishVersion("f", same, noop); again.Version != "1" {
+	if again, _ := s.PublishVersion("f", nil, same, noop); again.Version != "1" {
 		t.Fatalf("publish unchanged: version %s, want 1", again.Version)
 	}
 	if err := s.PutAlias(Alias{Function: "f", Name: "live", Version: "1"}, true); err != nil {
