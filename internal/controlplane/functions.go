@@ -668,16 +668,27 @@ func validAlias(a string) bool {
 		strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == ""
 }
 
-// checkRouting checks that an alias's versions exist.
+// checkRouting checks an alias's versions: they exist, and with weights
+// (AWS: an alias points to at most two versions) both are published.
 func (s *Server) checkRouting(name, version string, routing *routingIn) *apiError {
-	if _, e := s.load(name, version); e != nil || (version != "$LATEST" && !isVersion(version)) {
-		if e == nil || e.Status == http.StatusNotFound {
+	if version != "$LATEST" && !isVersion(version) {
+		return &apiError{Status: http.StatusBadRequest, Type: "ValidationException",
+			Msg: "1 validation error detected: Value '" + version + "' at 'functionVersion' failed to satisfy constraint: Member must satisfy regular expression pattern: (\\$LATEST|[0-9]+)"}
+	}
+	if _, e := s.load(name, version); e != nil {
+		if e.Status == http.StatusNotFound {
 			return notFound("Function not found: " + s.arn(name) + ":" + version)
 		}
 		return e
 	}
-	if routing == nil {
+	if routing == nil || len(routing.AdditionalVersionWeights) == 0 {
 		return nil
+	}
+	if len(routing.AdditionalVersionWeights) > 1 {
+		return badParam("Number of items in AdditionalVersionWeights cannot be greater than 1: an alias points to at most two versions")
+	}
+	if version == "$LATEST" {
+		return badParam("$LATEST is not supported for an alias pointing to more than 1 version: point it to a published version")
 	}
 	total := 0.0
 	for v, wt := range routing.AdditionalVersionWeights {
@@ -713,6 +724,10 @@ func (s *Server) createAlias(w http.ResponseWriter, r *http.Request) *apiError {
 	if !validAlias(in.Name) {
 		return &apiError{Status: http.StatusBadRequest, Type: "ValidationException",
 			Msg: "1 validation error detected: Value '" + in.Name + "' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)"}
+	}
+	if in.FunctionVersion == "" {
+		return &apiError{Status: http.StatusBadRequest, Type: "ValidationException",
+			Msg: "1 validation error detected: Value null at 'functionVersion' failed to satisfy constraint: Member must not be null"}
 	}
 	if e := s.checkRouting(name, in.FunctionVersion, in.RoutingConfig); e != nil {
 		return e

@@ -179,6 +179,40 @@ func TestStateTransitions(t *testing.T) {
 	}
 }
 
+// An alias points to $LATEST or a version, and with weights to two
+// published versions at most, as AWS has it.
+func TestAliasRouting(t *testing.T) {
+	s, _ := newTestServer(t)
+	if w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"f","Runtime":"python3.12","Handler":"app.h","Role":"r","Publish":true,"Code":{"ZipFile":"`+zipB64+`"}}`); w.Code != 201 {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	for _, timeout := range []string{"4", "5"} { // versions 2 and 3
+		do(s, "PUT", "/2015-03-31/functions/f/configuration", `{"Timeout":`+timeout+`}`)
+		s.wg.Wait()
+		if w := do(s, "POST", "/2015-03-31/functions/f/versions", `{}`); w.Code != 201 {
+			t.Fatalf("publish: %d %s", w.Code, w.Body)
+		}
+	}
+	for _, c := range []struct {
+		method, path, body, status, typ string
+	}{
+		{"POST", "/2015-03-31/functions/f/aliases", `{"Name":"a","FunctionVersion":"1","RoutingConfig":{"AdditionalVersionWeights":{"2":0.3,"3":0.3}}}`, "400", "InvalidParameterValueException"},
+		{"POST", "/2015-03-31/functions/f/aliases", `{"Name":"a","FunctionVersion":"$LATEST","RoutingConfig":{"AdditionalVersionWeights":{"1":0.5}}}`, "400", "InvalidParameterValueException"},
+		{"POST", "/2015-03-31/functions/f/aliases", `{"Name":"a","FunctionVersion":"abc"}`, "400", "ValidationException"},
+		{"POST", "/2015-03-31/functions/f/aliases", `{"Name":"a"}`, "400", "ValidationException"},
+		{"POST", "/2015-03-31/functions/f/aliases", `{"Name":"a","FunctionVersion":"9"}`, "404", "ResourceNotFoundException"},
+		{"POST", "/2015-03-31/functions/f/aliases", `{"Name":"a","FunctionVersion":"1","RoutingConfig":{"AdditionalVersionWeights":{"2":0.3}}}`, "201", ""},
+		{"PUT", "/2015-03-31/functions/f/aliases/a", `{"FunctionVersion":"$LATEST"}`, "400", "InvalidParameterValueException"},
+		{"PUT", "/2015-03-31/functions/f/aliases/a", `{"FunctionVersion":"$LATEST","RoutingConfig":{"AdditionalVersionWeights":{}}}`, "200", ""},
+		{"POST", "/2015-03-31/functions/f/aliases", `{"Name":"b","FunctionVersion":"$LATEST","RoutingConfig":{"AdditionalVersionWeights":{}}}`, "201", ""},
+	} {
+		w := do(s, c.method, c.path, c.body)
+		if strconv.Itoa(w.Code) != c.status || w.Header().Get("X-Amzn-ErrorType") != c.typ {
+			t.Errorf("%s %s %s: %d %s %s, want %s %s", c.method, c.path, c.body, w.Code, w.Header().Get("X-Amzn-ErrorType"), w.Body, c.status, c.typ)
+		}
+	}
+}
+
 // PublishVersion's RevisionId and CodeSha256 preconditions hold also when
 // nothing changed since the newest version (which is then returned).
 func TestPublishPreconditions(t *testing.T) {
