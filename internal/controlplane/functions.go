@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -322,30 +324,45 @@ func (s *Server) getConfiguration(w http.ResponseWriter, r *http.Request) *apiEr
 	return reply(w, http.StatusOK, s.configOut(f))
 }
 
-// page applies Marker and MaxItems (an offset and a count) to n items.
-func page(r *http.Request, n int) (from, to int, next string, e *apiError) {
+// page applies Marker and MaxItems to a list whose items have the keys
+// keys, ascending and unique in the list's order. A page holds at most
+// most items, whatever MaxItems asks (AWS caps ListFunctions and
+// ListVersionsByFunction at 50); its NextMarker names the key of its last
+// item, so that items deleted or added between pages skip or repeat
+// none of the others.
+func page(r *http.Request, keys []string, most int) (from, to int, next string, e *apiError) {
 	q := r.URL.Query()
-	max := 50
+	n := min(50, most)
 	if m := q.Get("MaxItems"); m != "" {
 		v, err := strconv.Atoi(m)
 		if err != nil || v < 1 || v > 10000 {
 			return 0, 0, "", &apiError{Status: http.StatusBadRequest, Type: "ValidationException",
 				Msg: "1 validation error detected: Value '" + m + "' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000"}
 		}
-		max = v
+		n = min(v, most)
 	}
 	if m := q.Get("Marker"); m != "" {
-		v, err := strconv.Atoi(m)
-		if err != nil || v < 0 {
+		last, err := base64.RawURLEncoding.DecodeString(m)
+		if err != nil || len(last) == 0 {
 			return 0, 0, "", badParam("Invalid marker: " + m)
 		}
-		from = min(v, n)
+		from = sort.SearchStrings(keys, string(last))
+		if from < len(keys) && keys[from] == string(last) {
+			from++
+		}
 	}
-	to = min(from+max, n)
-	if to < n {
-		next = strconv.Itoa(to)
+	to = min(from+n, len(keys))
+	if to < len(keys) {
+		next = base64.RawURLEncoding.EncodeToString([]byte(keys[to-1]))
 	}
 	return from, to, next, nil
+}
+
+// versionOrder is a version's key in a list: $LATEST first, then the
+// versions in number order.
+func versionOrder(version string) string {
+	n, _ := strconv.Atoi(version) // $LATEST: 0
+	return fmt.Sprintf("%010d", n)
 }
 
 func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) *apiError {
@@ -358,20 +375,23 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) *apiError
 		return &apiError{Status: http.StatusBadRequest, Type: "ValidationException",
 			Msg: "1 validation error detected: Value '" + all + "' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]"}
 	}
-	var list []configOut
+	var (
+		list []configOut
+		keys []string // a NUL sorts before any character of a name
+	)
 	for _, f := range fns {
-		list = append(list, s.configOut(f))
+		list, keys = append(list, s.configOut(f)), append(keys, f.Name+"\x00"+versionOrder(f.Version))
 		if all == "ALL" {
 			versions, err := s.st.Versions(f.Name)
 			if err != nil {
 				return serviceError(err)
 			}
 			for _, v := range versions {
-				list = append(list, s.configOut(v))
+				list, keys = append(list, s.configOut(v)), append(keys, v.Name+"\x00"+versionOrder(v.Version))
 			}
 		}
 	}
-	from, to, next, e := page(r, len(list))
+	from, to, next, e := page(r, keys, 50)
 	if e != nil {
 		return e
 	}
@@ -648,11 +668,11 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) *apiError 
 	if err != nil {
 		return serviceError(err)
 	}
-	list := []configOut{s.configOut(latest)}
+	list, keys := []configOut{s.configOut(latest)}, []string{versionOrder(latest.Version)}
 	for _, v := range versions {
-		list = append(list, s.configOut(v))
+		list, keys = append(list, s.configOut(v)), append(keys, versionOrder(v.Version))
 	}
-	from, to, next, e := page(r, len(list))
+	from, to, next, e := page(r, keys, 50)
 	if e != nil {
 		return e
 	}
@@ -861,13 +881,13 @@ func (s *Server) listAliases(w http.ResponseWriter, r *http.Request) *apiError {
 	if err != nil {
 		return serviceError(err)
 	}
-	list := []aliasOut{}
+	list, keys := []aliasOut{}, []string{}
 	for _, a := range aliases {
 		if v := r.URL.Query().Get("FunctionVersion"); v == "" || v == a.Version {
-			list = append(list, s.aliasOut(a))
+			list, keys = append(list, s.aliasOut(a)), append(keys, a.Name)
 		}
 	}
-	from, to, next, e := page(r, len(list))
+	from, to, next, e := page(r, keys, 10000)
 	if e != nil {
 		return e
 	}

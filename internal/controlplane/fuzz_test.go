@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -210,6 +211,49 @@ func TestAliasRouting(t *testing.T) {
 		if strconv.Itoa(w.Code) != c.status || w.Header().Get("X-Amzn-ErrorType") != c.typ {
 			t.Errorf("%s %s %s: %d %s %s, want %s %s", c.method, c.path, c.body, w.Code, w.Header().Get("X-Amzn-ErrorType"), w.Body, c.status, c.typ)
 		}
+	}
+}
+
+// ListFunctions pages hold 50 functions at most, and a marker names the
+// last function of its page: one deleted meanwhile skips no other.
+func TestListPages(t *testing.T) {
+	s, _ := newTestServer(t)
+	for i := range 55 {
+		if w := do(s, "POST", "/2015-03-31/functions", fmt.Sprintf(`{"FunctionName":"f%02d","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"%s"}}`, i, zipB64)); w.Code != 201 {
+			t.Fatalf("create: %d %s", w.Code, w.Body)
+		}
+	}
+	s.wg.Wait()
+	list := func(query string) (names []string, next string) {
+		t.Helper()
+		w := do(s, "GET", "/2015-03-31/functions/?"+query, "")
+		var out struct {
+			Functions  []configOut
+			NextMarker string
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || w.Code != 200 {
+			t.Fatalf("list %s: %d %s", query, w.Code, w.Body)
+		}
+		for _, f := range out.Functions {
+			names = append(names, f.FunctionName)
+		}
+		return names, out.NextMarker
+	}
+	if names, next := list("MaxItems=100"); len(names) != 50 || next == "" {
+		t.Errorf("MaxItems=100: %d functions, next %q; want 50 and a marker", len(names), next)
+	}
+	names, next := list("MaxItems=5")
+	if strings.Join(names, ",") != "f00,f01,f02,f03,f04" {
+		t.Fatalf("first page: %v", names)
+	}
+	if w := do(s, "DELETE", "/2015-03-31/functions/f02", ""); w.Code != 204 {
+		t.Fatalf("delete: %d %s", w.Code, w.Body)
+	}
+	if names, _ = list("MaxItems=5&Marker=" + next); strings.Join(names, ",") != "f05,f06,f07,f08,f09" {
+		t.Errorf("second page after a delete: %v", names)
+	}
+	if w := do(s, "GET", "/2015-03-31/functions/?Marker=!!", ""); w.Code != 400 {
+		t.Errorf("bad marker: %d %s", w.Code, w.Body)
 	}
 }
 
