@@ -257,6 +257,26 @@ func TestListPages(t *testing.T) {
 	}
 }
 
+// CreateFunction takes a name, a full ARN or a partial ARN.
+func TestCreateByARN(t *testing.T) {
+	s, _ := newTestServer(t)
+	for _, c := range []struct{ name, status, want string }{
+		{"arn:aws:lambda:us-east-1:123456789012:function:viaarn", "201", "viaarn"},
+		{"123456789012:function:viapartial", "201", "viapartial"},
+		{"a.b", "400", ""},
+		{"f:1", "400", ""},
+		{strings.Repeat("n", 65), "400", ""},
+	} {
+		w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"`+c.name+`","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"`+zipB64+`"}}`)
+		var cfg configOut
+		_ = json.Unmarshal(w.Body.Bytes(), &cfg)
+		if strconv.Itoa(w.Code) != c.status || cfg.FunctionName != c.want {
+			t.Errorf("create %s: %d %s, want %s %q", c.name, w.Code, w.Body, c.status, c.want)
+		}
+	}
+	s.wg.Wait()
+}
+
 // PublishVersion's RevisionId and CodeSha256 preconditions hold also when
 // nothing changed since the newest version (which is then returned).
 func TestPublishPreconditions(t *testing.T) {

@@ -168,14 +168,21 @@ func validEnvName(k string) bool {
 }
 
 // validate checks a CreateFunction request as Lambda does.
+// createNamePattern is CreateFunction's FunctionName pattern: no dots,
+// no qualifier.
+const createNamePattern = `(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_]+)`
+
 func (in *createIn) validate() *apiError {
 	if in.PackageType == "" {
 		in.PackageType = "Zip"
 	}
-	if !function.ValidName(in.FunctionName) || len(in.FunctionName) > 64 || strings.Contains(in.FunctionName, ".") {
+	// A name, or a full or partial ARN (which names the function too).
+	name, qual, ok := function.ParseName(in.FunctionName)
+	if !ok || qual != "" || len(name) > 64 || strings.Contains(name, ".") {
 		return &apiError{Status: http.StatusBadRequest, Type: "ValidationException",
-			Msg: "1 validation error detected: Value '" + in.FunctionName + "' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: " + function.NamePattern}
+			Msg: "1 validation error detected: Value '" + in.FunctionName + "' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: " + createNamePattern}
 	}
+	in.FunctionName = name
 	if in.Code == nil {
 		return badParam("Code is required")
 	}
