@@ -12,7 +12,7 @@ import (
 // a handler answering a fixed body of the same size: report the ratio.
 func BenchmarkGetFunction(b *testing.B) {
 	s, _ := newTestServer(b)
-	if w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"f","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"`+zipB64+`"}}`); w.Code != 201 {
+	if w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"f","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Code":{"ZipFile":"`+zipB64+`"}}`); w.Code != 201 {
 		b.Fatal(w.Body)
 	}
 	s.wg.Wait()
@@ -21,7 +21,7 @@ func BenchmarkGetFunction(b *testing.B) {
 
 func BenchmarkFloor(b *testing.B) {
 	s, _ := newTestServer(b)
-	do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"f","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"`+zipB64+`"}}`)
+	do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"f","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Code":{"ZipFile":"`+zipB64+`"}}`)
 	s.wg.Wait()
 	body := do(s, "GET", "/2015-03-31/functions/f", "").Body.Bytes()
 	benchGet(b, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

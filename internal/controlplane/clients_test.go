@@ -110,11 +110,11 @@ func TestAWSCLI(t *testing.T) {
 
 	// Errors.
 	if _, errOut, ok := awsCLI(t, l, dir, "create-function", "--function-name", "clifn", "--runtime", "python3.12", "--handler", "app.handler",
-		"--role", "r", "--zip-file", "fileb://v1.zip"); ok || !strings.Contains(errOut, "ResourceConflictException") {
+		"--role", "arn:aws:iam::123456789012:role/r", "--zip-file", "fileb://v1.zip"); ok || !strings.Contains(errOut, "ResourceConflictException") {
 		t.Errorf("create twice: ok=%v %s", ok, errOut)
 	}
 	if _, errOut, ok := awsCLI(t, l, dir, "create-function", "--function-name", "other", "--runtime", "python0.1", "--handler", "app.handler",
-		"--role", "r", "--zip-file", "fileb://v1.zip"); ok || !strings.Contains(errOut, "InvalidParameterValueException") {
+		"--role", "arn:aws:iam::123456789012:role/r", "--zip-file", "fileb://v1.zip"); ok || !strings.Contains(errOut, "InvalidParameterValueException") {
 		t.Errorf("bad runtime: ok=%v %s", ok, errOut)
 	}
 	if _, errOut, ok := awsCLI(t, l, dir, "invoke", "--function-name", "nope", "out.json"); ok || !strings.Contains(errOut, "ResourceNotFoundException") {

@@ -551,7 +551,7 @@ func (s *Server) updateConfiguration(w http.ResponseWriter, r *http.Request) *ap
 	if in.EphemeralStorage != nil {
 		eph = &in.EphemeralStorage.Size
 	}
-	if e := checkLimits(in.Timeout, in.MemorySize, eph); e != nil {
+	if e := checkLimits(in.Timeout, in.MemorySize, eph, in.Role, in.Description); e != nil {
 		return e
 	}
 	if e := checkEnv(in.Environment); e != nil {
@@ -952,7 +952,10 @@ func (s *Server) putConcurrency(w http.ResponseWriter, r *http.Request) *apiErro
 		return badParam("ReservedConcurrentExecutions is required")
 	}
 	n := *in.ReservedConcurrentExecutions
-	if n < 0 || n > MaxReservedConcurrency {
+	if n < 0 {
+		return validation(fmt.Sprintf("'%d'", n), "reservedConcurrentExecutions", "Member must have value greater than or equal to 0")
+	}
+	if n > MaxReservedConcurrency {
 		return badParam(fmt.Sprintf("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [100]: %d is over %d", n, MaxReservedConcurrency))
 	}
 	if _, e := s.setFunctionWide(r, func(f *store.Function) *apiError { f.ReservedConcurrency = &n; return nil }); e != nil {

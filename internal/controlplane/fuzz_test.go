@@ -91,7 +91,7 @@ func do(s http.Handler, method, path, body string) *httptest.ResponseRecorder {
 // Errors carry x-amzn-ErrorType and {"Type":"User","message":...}.
 func TestErrorShapes(t *testing.T) {
 	s, _ := newTestServer(t)
-	create := `{"FunctionName":"f","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"` + zipB64 + `"}}`
+	create := `{"FunctionName":"f","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Code":{"ZipFile":"` + zipB64 + `"}}`
 	if w := do(s, "POST", "/2015-03-31/functions", create); w.Code != 201 {
 		t.Fatalf("create: %d %s", w.Code, w.Body)
 	}
@@ -108,9 +108,15 @@ func TestErrorShapes(t *testing.T) {
 		{"GET", "/2015-03-31/functions/nope", "", 404, "ResourceNotFoundException"},
 		{"GET", "/2015-03-31/functions/f?Qualifier=7", "", 404, "ResourceNotFoundException"},
 		{"GET", "/2015-03-31/functions/f/aliases/nope", "", 404, "ResourceNotFoundException"},
-		{"PUT", "/2015-03-31/functions/f/configuration", `{"Timeout":0}`, 400, "InvalidParameterValueException"},
+		{"PUT", "/2015-03-31/functions/f/configuration", `{"Timeout":0}`, 400, "ValidationException"},
+		{"PUT", "/2015-03-31/functions/f/configuration", `{"Timeout":901}`, 400, "InvalidParameterValueException"},
+		{"PUT", "/2015-03-31/functions/f/configuration", `{"MemorySize":127}`, 400, "ValidationException"},
+		{"PUT", "/2015-03-31/functions/f/configuration", `{"Role":"notarole"}`, 400, "ValidationException"},
+		{"PUT", "/2015-03-31/functions/f/configuration", `{"Description":"` + strings.Repeat("d", 257) + `"}`, 400, "ValidationException"},
+		{"POST", "/2015-03-31/functions", strings.Replace(create, `"Role":"arn:aws:iam::123456789012:role/r",`, "", 1), 400, "ValidationException"},
 		{"PUT", "/2015-03-31/functions/f/configuration", `{"Environment":{"Variables":{"AWS_REGION":"x"}}}`, 400, "InvalidParameterValueException"},
-		{"PUT", "/2017-10-31/functions/f/concurrency", `{"ReservedConcurrentExecutions":-1}`, 400, "InvalidParameterValueException"},
+		{"PUT", "/2017-10-31/functions/f/concurrency", `{"ReservedConcurrentExecutions":-1}`, 400, "ValidationException"},
+		{"PUT", "/2017-10-31/functions/f/concurrency", `{"ReservedConcurrentExecutions":901}`, 400, "InvalidParameterValueException"},
 		{"DELETE", "/2015-03-31/functions/f?Qualifier=$LATEST", "", 400, "InvalidParameterValueException"},
 		{"GET", "/2015-03-31/functions/?MaxItems=0", "", 400, "ValidationException"},
 		{"PATCH", "/2015-03-31/nothing", "", 404, "UnknownOperationException"},
@@ -129,7 +135,7 @@ func TestErrorShapes(t *testing.T) {
 func TestStateTransitions(t *testing.T) {
 	s, r := newTestServer(t)
 	for _, name := range []string{"ok", "failing"} {
-		w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"`+name+`","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"`+zipB64+`"}}`)
+		w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"`+name+`","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Code":{"ZipFile":"`+zipB64+`"}}`)
 		if w.Code != 201 || !strings.Contains(w.Body.String(), `"State":"Pending"`) {
 			t.Fatalf("create %s: %d %s", name, w.Code, w.Body)
 		}
@@ -184,7 +190,7 @@ func TestStateTransitions(t *testing.T) {
 // published versions at most, as AWS has it.
 func TestAliasRouting(t *testing.T) {
 	s, _ := newTestServer(t)
-	if w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"f","Runtime":"python3.12","Handler":"app.h","Role":"r","Publish":true,"Code":{"ZipFile":"`+zipB64+`"}}`); w.Code != 201 {
+	if w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"f","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Publish":true,"Code":{"ZipFile":"`+zipB64+`"}}`); w.Code != 201 {
 		t.Fatalf("create: %d %s", w.Code, w.Body)
 	}
 	for _, timeout := range []string{"4", "5"} { // versions 2 and 3
@@ -219,7 +225,7 @@ func TestAliasRouting(t *testing.T) {
 func TestListPages(t *testing.T) {
 	s, _ := newTestServer(t)
 	for i := range 55 {
-		if w := do(s, "POST", "/2015-03-31/functions", fmt.Sprintf(`{"FunctionName":"f%02d","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"%s"}}`, i, zipB64)); w.Code != 201 {
+		if w := do(s, "POST", "/2015-03-31/functions", fmt.Sprintf(`{"FunctionName":"f%02d","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Code":{"ZipFile":"%s"}}`, i, zipB64)); w.Code != 201 {
 			t.Fatalf("create: %d %s", w.Code, w.Body)
 		}
 	}
@@ -267,7 +273,7 @@ func TestCreateByARN(t *testing.T) {
 		{"f:1", "400", ""},
 		{strings.Repeat("n", 65), "400", ""},
 	} {
-		w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"`+c.name+`","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"`+zipB64+`"}}`)
+		w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"`+c.name+`","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Code":{"ZipFile":"`+zipB64+`"}}`)
 		var cfg configOut
 		_ = json.Unmarshal(w.Body.Bytes(), &cfg)
 		if strconv.Itoa(w.Code) != c.status || cfg.FunctionName != c.want {
@@ -281,7 +287,7 @@ func TestCreateByARN(t *testing.T) {
 // nothing changed since the newest version (which is then returned).
 func TestPublishPreconditions(t *testing.T) {
 	s, _ := newTestServer(t)
-	if w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"p","Runtime":"python3.12","Handler":"app.h","Role":"r","Publish":true,"Code":{"ZipFile":"`+zipB64+`"}}`); w.Code != 201 {
+	if w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"p","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Publish":true,"Code":{"ZipFile":"`+zipB64+`"}}`); w.Code != 201 {
 		t.Fatalf("create: %d %s", w.Code, w.Body)
 	}
 	for _, c := range []struct {
@@ -306,7 +312,7 @@ func TestInvokeUnserved(t *testing.T) {
 	s, _ := newTestServer(t)
 	create := func(name string) {
 		t.Helper()
-		if w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"`+name+`","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"`+zipB64+`"}}`); w.Code != 201 {
+		if w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"`+name+`","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Code":{"ZipFile":"`+zipB64+`"}}`); w.Code != 201 {
 			t.Fatalf("create %s: %d %s", name, w.Code, w.Body)
 		}
 	}
@@ -335,7 +341,7 @@ func TestInvokeUnserved(t *testing.T) {
 // Publish: true answers with the new version, deployed.
 func TestPublishOnUpdate(t *testing.T) {
 	s, r := newTestServer(t)
-	w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"p","Runtime":"python3.12","Handler":"app.h","Role":"r","Publish":true,"Code":{"ZipFile":"`+zipB64+`"}}`)
+	w := do(s, "POST", "/2015-03-31/functions", `{"FunctionName":"p","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Publish":true,"Code":{"ZipFile":"`+zipB64+`"}}`)
 	if w.Code != 201 || !strings.Contains(w.Body.String(), `"Version":"1"`) || !strings.Contains(w.Body.String(), `"State":"Active"`) {
 		t.Fatalf("create with Publish: %d %s", w.Code, w.Body)
 	}
@@ -400,7 +406,7 @@ func FuzzRequests(f *testing.F) {
 // service error. TestConcurrentClients found it as a rare 500.
 func TestPublishWhileDeleted(t *testing.T) {
 	s, r := newTestServer(t)
-	create := `{"FunctionName":"gone","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"` + zipB64 + `"}}`
+	create := `{"FunctionName":"gone","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Code":{"ZipFile":"` + zipB64 + `"}}`
 	if w := do(s, "POST", "/2015-03-31/functions", create); w.Code != http.StatusCreated {
 		t.Fatalf("create: %d %s", w.Code, w.Body)
 	}
@@ -425,7 +431,7 @@ func TestPublishWhileDeleted(t *testing.T) {
 func TestConcurrentClients(t *testing.T) {
 	s, r := newTestServer(t)
 	create := func(name string) string {
-		return `{"FunctionName":"` + name + `","Runtime":"python3.12","Handler":"app.h","Role":"r","Code":{"ZipFile":"` + zipB64 + `"}}`
+		return `{"FunctionName":"` + name + `","Runtime":"python3.12","Handler":"app.h","Role":"arn:aws:iam::123456789012:role/r","Code":{"ZipFile":"` + zipB64 + `"}}`
 	}
 	var wg sync.WaitGroup
 	for g := range 4 {

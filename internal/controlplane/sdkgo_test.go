@@ -215,7 +215,7 @@ func TestSDKGo(t *testing.T) {
 
 	// Tenant isolation: an invoke must name its tenant.
 	if _, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{
-		FunctionName: aws.String("tenant"), Runtime: types.RuntimePython312, Handler: aws.String("app.handler"), Role: aws.String("r"),
+		FunctionName: aws.String("tenant"), Runtime: types.RuntimePython312, Handler: aws.String("app.handler"), Role: aws.String("arn:aws:iam::123456789012:role/r"),
 		Code: &types.FunctionCode{ZipFile: zipFiles(t, "", pyApp("t1"))}, TenancyConfig: &types.TenancyConfig{TenantIsolationMode: types.TenantIsolationModePerTenant},
 	}); err != nil {
 		t.Fatal(err)
@@ -241,11 +241,11 @@ func TestSDKGo(t *testing.T) {
 		t.Errorf("invoke of an unknown function: %v", err)
 	}
 	if _, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("py"), Runtime: types.RuntimePython312, Handler: aws.String("app.handler"),
-		Role: aws.String("r"), Code: &types.FunctionCode{ZipFile: zipFiles(t, "", pyApp("x"))}}); errorCode(err) != "ResourceConflictException" {
+		Role: aws.String("arn:aws:iam::123456789012:role/r"), Code: &types.FunctionCode{ZipFile: zipFiles(t, "", pyApp("x"))}}); errorCode(err) != "ResourceConflictException" {
 		t.Errorf("create twice: %v", err)
 	}
 	if _, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("bad"), Runtime: "cobol85", Handler: aws.String("app.handler"),
-		Role: aws.String("r"), Code: &types.FunctionCode{ZipFile: zipFiles(t, "", pyApp("x"))}}); errorCode(err) != "InvalidParameterValueException" {
+		Role: aws.String("arn:aws:iam::123456789012:role/r"), Code: &types.FunctionCode{ZipFile: zipFiles(t, "", pyApp("x"))}}); errorCode(err) != "InvalidParameterValueException" {
 		t.Errorf("bad runtime: %v", err)
 	}
 	if _, err := c.GetAlias(ctx, &lambda.GetAliasInput{FunctionName: aws.String("py"), Name: aws.String("nope")}); errorCode(err) != "ResourceNotFoundException" {
@@ -259,7 +259,7 @@ func TestSDKGo(t *testing.T) {
 	}
 	// Code that cannot start: State Failed with the reason; the waiter fails.
 	if _, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("broken"), Runtime: types.RuntimeProvidedal2023, Handler: aws.String("x"),
-		Role: aws.String("r"), Code: &types.FunctionCode{ZipFile: zipFiles(t, "", map[string]string{"README": "no bootstrap"})}}); err != nil {
+		Role: aws.String("arn:aws:iam::123456789012:role/r"), Code: &types.FunctionCode{ZipFile: zipFiles(t, "", map[string]string{"README": "no bootstrap"})}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitActive(t, c, "broken"); err == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -122,17 +123,41 @@ func checkRuntime(rt string) *apiError {
 	return nil
 }
 
-func checkLimits(timeout, memory, ephemeral *int) *apiError {
-	if timeout != nil && (*timeout < 1 || *timeout > 900) {
-		return badParam(fmt.Sprintf("1 validation error detected: Value '%d' at 'timeout' failed to satisfy constraint: Member must have value between 1 and 900", *timeout))
-	}
-	if memory != nil && (*memory < 128 || *memory > 10240) {
-		return badParam(fmt.Sprintf("1 validation error detected: Value '%d' at 'memorySize' failed to satisfy constraint: Member must have value between 128 and 10240", *memory))
-	}
-	if ephemeral != nil && (*ephemeral < 512 || *ephemeral > 10240) {
-		return badParam(fmt.Sprintf("1 validation error detected: Value '%d' at 'ephemeralStorage.size' failed to satisfy constraint: Member must have value between 512 and 10240", *ephemeral))
+// checkLimits checks the settings a create or update may give (nil: not
+// given) against the API model's constraints (ValidationException) and
+// Lambda's own limits (InvalidParameterValueException).
+func checkLimits(timeout, memory, ephemeral *int, role, description *string) *apiError {
+	switch {
+	case timeout != nil && *timeout < 1:
+		return validation(fmt.Sprintf("'%d'", *timeout), "timeout", "Member must have value greater than or equal to 1")
+	case timeout != nil && *timeout > 900:
+		return badParam(fmt.Sprintf("The timeout %d is over the maximum of 900 seconds", *timeout))
+	case memory != nil && *memory < 128:
+		return validation(fmt.Sprintf("'%d'", *memory), "memorySize", "Member must have value greater than or equal to 128")
+	case memory != nil && *memory > 10240:
+		return validation(fmt.Sprintf("'%d'", *memory), "memorySize", "Member must have value less than or equal to 10240")
+	case ephemeral != nil && *ephemeral < 512:
+		return validation(fmt.Sprintf("'%d'", *ephemeral), "ephemeralStorage.size", "Member must have value greater than or equal to 512")
+	case ephemeral != nil && *ephemeral > 10240:
+		return validation(fmt.Sprintf("'%d'", *ephemeral), "ephemeralStorage.size", "Member must have value less than or equal to 10240")
+	case role != nil && *role == "":
+		return validation("null", "role", "Member must not be null")
+	case role != nil && !rolePattern.MatchString(*role):
+		return validation("'"+*role+"'", "role", "Member must satisfy regular expression pattern: "+rolePattern.String())
+	case description != nil && len(*description) > 256:
+		return validation("'"+*description+"'", "description", "Member must have length less than or equal to 256")
 	}
 	return nil
+}
+
+// rolePattern is the API model's pattern of an execution role's ARN.
+var rolePattern = regexp.MustCompile(`^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+
+// validation is the ValidationException of a value that breaks the API
+// model's constraint on field; value is quoted, or null.
+func validation(value, field, constraint string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Type: "ValidationException",
+		Msg: "1 validation error detected: Value " + value + " at '" + field + "' failed to satisfy constraint: " + constraint}
 }
 
 func checkEnv(env *environmentIn) *apiError {
@@ -190,7 +215,7 @@ func (in *createIn) validate() *apiError {
 	if in.EphemeralStorage != nil {
 		eph = &in.EphemeralStorage.Size
 	}
-	if e := checkLimits(in.Timeout, in.MemorySize, eph); e != nil {
+	if e := checkLimits(in.Timeout, in.MemorySize, eph, &in.Role, &in.Description); e != nil {
 		return e
 	}
 	if e := checkEnv(in.Environment); e != nil {

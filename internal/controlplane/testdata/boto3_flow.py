@@ -54,9 +54,9 @@ if step == "flow":
     a, v = invoke(FunctionName="b3", Qualifier="live")
     assert a["code"] == "v2" and v == "1" and a["arn"].endswith(":b3:live"), (a, v)
     expect_error("ResourceConflictException", c.create_function, FunctionName="b3", Runtime="python3.12",
-                 Handler="app.handler", Role="r", Code={"ZipFile": code("v1.zip")})
+                 Handler="app.handler", Role="arn:aws:iam::123456789012:role/r", Code={"ZipFile": code("v1.zip")})
     expect_error("InvalidParameterValueException", c.create_function, FunctionName="b4", Runtime="perl5",
-                 Handler="app.handler", Role="r", Code={"ZipFile": code("v1.zip")})
+                 Handler="app.handler", Role="arn:aws:iam::123456789012:role/r", Code={"ZipFile": code("v1.zip")})
     expect_error("ResourceNotFoundException", c.invoke, FunctionName="nope")
 elif step == "after-restart":
     a, v = invoke(FunctionName="b3", Qualifier="live")
