@@ -413,8 +413,8 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) *apiErro
 	case qual != "" && !isVersion(qual):
 		return badParam("Deletion of aliases is not supported by DeleteFunction: use DeleteAlias")
 	case qual != "":
-		if err := s.st.DeleteVersion(name, qual); errors.Is(err, store.ErrExists) {
-			return conflict(err.Error())
+		if err := s.st.DeleteVersion(name, qual); errors.As(err, new(*store.InUseError)) {
+			return conflict("Unable to delete version " + qual + " of " + s.arn(name) + ": " + err.Error() + ". Update or delete the alias first.")
 		} else if err != nil {
 			return storeError(err, "Function "+s.arn(name)+":"+qual)
 		}
@@ -965,13 +965,19 @@ func (s *Server) putConcurrency(w http.ResponseWriter, r *http.Request) *apiErro
 }
 
 func (s *Server) getConcurrency(w http.ResponseWriter, r *http.Request) *apiError {
-	name, _, e := target(r)
+	name, qual, e := target(r)
 	if e != nil {
 		return e
+	}
+	if qual != "" {
+		return badParam("GetFunctionConcurrency takes an unqualified function name")
 	}
 	f, e := s.load(name, "")
 	if e != nil {
 		return e
+	}
+	if f.ReservedConcurrency == nil {
+		return reply(w, http.StatusOK, struct{}{}) // none: {}, as AWS
 	}
 	return reply(w, http.StatusOK, concurrencyIn{f.ReservedConcurrency})
 }
@@ -1062,7 +1068,7 @@ func (s *Server) createURL(w http.ResponseWriter, r *http.Request) *apiError {
 }
 
 func (s *Server) getURL(w http.ResponseWriter, r *http.Request) *apiError {
-	name, _, e := target(r)
+	name, qual, e := target(r)
 	if e != nil {
 		return e
 	}
@@ -1070,7 +1076,7 @@ func (s *Server) getURL(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
-	if f.URL == nil {
+	if f.URL == nil || qual != "" { // an alias has no URL config here
 		return notFound("The resource you requested does not exist.")
 	}
 	return reply(w, http.StatusOK, s.urlOut(f, true))

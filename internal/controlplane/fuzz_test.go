@@ -119,6 +119,8 @@ func TestErrorShapes(t *testing.T) {
 		{"PUT", "/2017-10-31/functions/f/concurrency", `{"ReservedConcurrentExecutions":901}`, 400, "InvalidParameterValueException"},
 		{"DELETE", "/2015-03-31/functions/f?Qualifier=$LATEST", "", 400, "InvalidParameterValueException"},
 		{"GET", "/2015-03-31/functions/?MaxItems=0", "", 400, "ValidationException"},
+		{"GET", "/2017-10-31/functions/f:nope/concurrency", "", 400, "InvalidParameterValueException"},
+		{"GET", "/2021-10-31/functions/f/url?Qualifier=live", "", 404, "ResourceNotFoundException"},
 		{"PATCH", "/2015-03-31/nothing", "", 404, "UnknownOperationException"},
 	} {
 		w := do(s, c.method, c.path, c.body)
@@ -212,11 +214,18 @@ func TestAliasRouting(t *testing.T) {
 		{"PUT", "/2015-03-31/functions/f/aliases/a", `{"FunctionVersion":"$LATEST"}`, "400", "InvalidParameterValueException"},
 		{"PUT", "/2015-03-31/functions/f/aliases/a", `{"FunctionVersion":"$LATEST","RoutingConfig":{"AdditionalVersionWeights":{}}}`, "200", ""},
 		{"POST", "/2015-03-31/functions/f/aliases", `{"Name":"b","FunctionVersion":"$LATEST","RoutingConfig":{"AdditionalVersionWeights":{}}}`, "201", ""},
+		{"PUT", "/2015-03-31/functions/f/aliases/a", `{"FunctionVersion":"1","RoutingConfig":{"AdditionalVersionWeights":{"2":0.5}}}`, "200", ""},
 	} {
 		w := do(s, c.method, c.path, c.body)
 		if strconv.Itoa(w.Code) != c.status || w.Header().Get("X-Amzn-ErrorType") != c.typ {
 			t.Errorf("%s %s %s: %d %s %s, want %s %s", c.method, c.path, c.body, w.Code, w.Header().Get("X-Amzn-ErrorType"), w.Body, c.status, c.typ)
 		}
+	}
+	if w := do(s, "DELETE", "/2015-03-31/functions/f?Qualifier=2", ""); w.Code != 409 || !strings.Contains(w.Body.String(), "used by alias a.") {
+		t.Errorf("delete of a version an alias routes to: %d %s", w.Code, w.Body)
+	}
+	if w := do(s, "GET", "/2017-10-31/functions/f/concurrency", ""); w.Code != 200 || w.Body.String() != "{}" {
+		t.Errorf("concurrency of a function without any: %d %s, want {}", w.Code, w.Body)
 	}
 }
 

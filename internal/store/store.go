@@ -410,8 +410,15 @@ func (s *Store) Versions(name string) ([]Function, error) {
 	return out, err
 }
 
-// DeleteVersion removes a published version; it fails (ErrExists, with
-// the alias named) while an alias points at it.
+// InUseError is DeleteVersion's error for a version an alias routes to.
+type InUseError struct{ Version, Alias string }
+
+func (e *InUseError) Error() string {
+	return "version " + e.Version + " is used by alias " + e.Alias
+}
+
+// DeleteVersion removes a published version; it fails (*InUseError)
+// while an alias routes to it.
 func (s *Store) DeleteVersion(name, version string) error {
 	n, err := strconv.Atoi(version)
 	if err != nil || n < 1 {
@@ -429,7 +436,7 @@ func (s *Store) DeleteVersion(name, version string) error {
 		}
 		for _, a := range aliases {
 			if _, weighted := a.Weights[version]; a.Version == version || weighted {
-				return fmt.Errorf("version %s is used by alias %s: %w", version, a.Name, ErrExists)
+				return &InUseError{Version: version, Alias: a.Name}
 			}
 		}
 		return vb.Delete(k)

@@ -58,7 +58,7 @@ func TestStoreSurvivesReopen(t *testing.T) {
 	if err := s.PutAlias(Alias{Function: "f", Name: "live", Version: "1"}, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteVersion("f", "1"); !errors.Is(err, ErrExists) {
+	if err, inUse := s.DeleteVersion("f", "1"), new(InUseError); !errors.As(err, &inUse) || inUse.Alias != "live" {
 		t.Fatalf("delete version under an alias: %v", err)
 	}
 	codeDir, err := s.CodeDir(sha)
