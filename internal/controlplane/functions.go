@@ -118,7 +118,7 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) *apiErro
 		if f.PackageType == "Zip" {
 			sha, size, err := s.st.PutCode(in.Code.ZipFile)
 			if err != nil {
-				return badParam("Could not unzip uploaded file. Please check your file, then try to upload again. (" + err.Error() + ")")
+				return codeError(err)
 			}
 			f.CodeSha256, f.CodeSize = sha, size
 		} else {
@@ -514,7 +514,7 @@ func (s *Server) updateCode(w http.ResponseWriter, r *http.Request) *apiError {
 		var err error
 		if sha, size, err = s.st.PutCode(in.ZipFile); err != nil {
 			stored()
-			return badParam("Could not unzip uploaded file. Please check your file, then try to upload again. (" + err.Error() + ")")
+			return codeError(err)
 		}
 	}
 	return s.update(w, r, in.RevisionId, in.Publish, stored, func(f *store.Function) *apiError {
@@ -921,6 +921,14 @@ func (s *Server) setFunctionWide(r *http.Request, fn func(*store.Function) *apiE
 		return f, storeError(err, "Function "+s.arn(name))
 	}
 	return f, s.redeploy(r.Context(), name)
+}
+
+// codeError is the answer to a zip store.PutCode refused.
+func codeError(err error) *apiError {
+	if errors.Is(err, store.ErrUnzippedTooLarge) {
+		return badParam(fmt.Sprintf("Unzipped size must be smaller than %d bytes", store.MaxUnzippedSize))
+	}
+	return badParam("Could not unzip uploaded file. Please check your file, then try to upload again. (" + err.Error() + ")")
 }
 
 // invokeUnserved answers an invocation of a function the Invoke API does

@@ -78,6 +78,10 @@ func newTestServer(t testing.TB) (*Server, *fakeRunner) {
 	return s, r
 }
 
+// bombB64 is a zip of two files that say they unzip to 150 MiB each
+// (over Lambda's 250 MB), base64.
+const bombB64 = "UEsDBAAAAAAAAAAAAAAAAAAAAQAAAAAAYAkBAAAAYXhQSwMEAAAAAAAAAAAAAAAAAAABAAAAAABgCQEAAABieFBLAQIAAAAAAAAAAAAAAAAAAAAAAQAAAAAAYAkBAAAAAAAAAAAAAAAAAAAAAABhUEsBAgAAAAAAAAAAAAAAAAAAAAABAAAAAABgCQEAAAAAAAAAAAAAAAAAIAAAAGJQSwUGAAAAAAIAAgBeAAAAQAAAAAAA"
+
 // zipB64 is a zip with app.py, base64, for request bodies.
 const zipB64 = "UEsDBBQAAAAAACodgl07ifaLBgAAAAYAAAAGAAAAYXBwLnB5eCA9IDEKUEsBAhQDFAAAAAAAKh2CXTuJ9osGAAAABgAAAAYAAAAAAAAAAAAAAIABAAAAAGFwcC5weVBLBQYAAAAAAQABADQAAAAqAAAAAAA="
 
@@ -104,6 +108,9 @@ func TestErrorShapes(t *testing.T) {
 		{"POST", "/2015-03-31/functions", strings.Replace(create, "python3.12", "python2.7", 1), 400, "InvalidParameterValueException"},
 		{"POST", "/2015-03-31/functions", strings.Replace(create, `"f"`, `"g"`, 1)[:40], 400, "InvalidRequestContentException"},
 		{"POST", "/2015-03-31/functions", strings.Replace(create, zipB64, "bm90IGEgemlw", 1), 400, "InvalidParameterValueException"},
+		{"POST", "/2015-03-31/functions", strings.Replace(strings.Replace(create, zipB64, bombB64, 1), `"f"`, `"bomb"`, 1), 400, "InvalidParameterValueException"},
+		{"PUT", "/2015-03-31/functions/f/code", `{"ZipFile":"` + bombB64 + `"}`, 400, "InvalidParameterValueException"},
+		{"POST", "/2015-03-31/functions", `{"FunctionName":"` + strings.Repeat("x", 69905067) + `"}`, 413, "RequestEntityTooLargeException"},
 		{"POST", "/2015-03-31/functions", `{"FunctionName":"bad name!","Code":{}}`, 400, "ValidationException"},
 		{"GET", "/2015-03-31/functions/nope", "", 404, "ResourceNotFoundException"},
 		{"GET", "/2015-03-31/functions/f?Qualifier=7", "", 404, "ResourceNotFoundException"},

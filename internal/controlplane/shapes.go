@@ -86,8 +86,19 @@ type (
 	}
 )
 
-// maxBody bounds a request body: a 50 MB zip in base64, with room.
-const maxBody = 70 << 20
+// maxBody bounds a request body as Lambda does: a 50 MiB zip in base64.
+const maxBody = 69905067
+
+// operation names the operation of the uploads, for their size error.
+func operation(r *http.Request) string {
+	switch r.Pattern {
+	case "POST /2015-03-31/functions":
+		return " for the CreateFunction operation"
+	case "PUT /2015-03-31/functions/{name}/code":
+		return " for the UpdateFunctionCode operation"
+	}
+	return ""
+}
 
 // decode reads a JSON request body into v: an empty body is {}.
 func decode(r *http.Request, v any) *apiError {
@@ -96,7 +107,7 @@ func decode(r *http.Request, v any) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Type: "InvalidRequestContentException", Msg: "Could not read request body: " + err.Error()}
 	}
 	if len(b) > maxBody {
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: "RequestTooLargeException", Msg: fmt.Sprintf("Request must be smaller than %d bytes", maxBody)}
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: "RequestEntityTooLargeException", Msg: fmt.Sprintf("Request must be smaller than %d bytes%s", maxBody, operation(r))}
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return nil

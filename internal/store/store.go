@@ -499,17 +499,33 @@ func (s *Store) DeleteAlias(name, alias string) error {
 }
 
 // MaxCodeSize is the largest zip the store takes: Lambda's 50 MB limit
-// of a direct upload, base64 aside.
-const MaxCodeSize = 50 << 20
+// of a direct upload, base64 aside; MaxUnzippedSize is Lambda's limit of
+// the code unzipped (250 MB).
+const (
+	MaxCodeSize     = 50 << 20
+	MaxUnzippedSize = 262144000
+)
 
-// PutCode checks that zipped is a zip archive and stores it once; it
-// returns its SHA-256 in base64 (Lambda's CodeSha256) and its size.
+// ErrUnzippedTooLarge is PutCode's error for a zip whose files add up to
+// more than MaxUnzippedSize.
+var ErrUnzippedTooLarge = fmt.Errorf("unzipped size must be smaller than %d bytes", MaxUnzippedSize)
+
+// PutCode checks that zipped is a zip archive within Lambda's limits and
+// stores it once; it returns its SHA-256 in base64 (Lambda's CodeSha256)
+// and its size.
 func (s *Store) PutCode(zipped []byte) (sha string, size int64, err error) {
 	if len(zipped) > MaxCodeSize {
 		return "", 0, fmt.Errorf("zip file of %d bytes: over the %d bytes limit", len(zipped), MaxCodeSize)
 	}
-	if _, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped))); err != nil {
+	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
+	if err != nil {
 		return "", 0, fmt.Errorf("reading the zip file: %w", err)
+	}
+	var unzipped uint64
+	for _, f := range zr.File {
+		if unzipped += f.UncompressedSize64; unzipped > MaxUnzippedSize {
+			return "", 0, ErrUnzippedTooLarge
+		}
 	}
 	sum := sha256.Sum256(zipped)
 	sha = base64.StdEncoding.EncodeToString(sum[:])

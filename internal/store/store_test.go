@@ -128,6 +128,28 @@ func TestStoreBadZip(t *testing.T) {
 	if _, err := s.CodeDir(sha); err == nil {
 		t.Fatal("CodeDir unpacked a path outside its folder")
 	}
+	if _, _, err := s.PutCode(bigZip(t, MaxUnzippedSize/2+1)); !errors.Is(err, ErrUnzippedTooLarge) {
+		t.Fatalf("PutCode of a zip over 250 MB unzipped: %v, want ErrUnzippedTooLarge", err)
+	}
+}
+
+// bigZip is a small zip whose two files say they unzip to size bytes
+// each (their data is not that).
+func bigZip(t testing.TB, size uint64) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, name := range []string{"a", "b"} {
+		w, err := zw.CreateRaw(&zip.FileHeader{Name: name, Method: zip.Store, CompressedSize64: 1, UncompressedSize64: size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("x"))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 func TestStoreConcurrentUpdates(t *testing.T) {
