@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -60,6 +62,8 @@ type Function struct {
 type URL struct {
 	AuthType   string // "NONE" or "AWS_IAM"
 	InvokeMode string // "BUFFERED" or "RESPONSE_STREAM"
+	// Port is the local port it answered on before, to keep; 0: any.
+	Port int
 }
 
 // Routing is what an alias routes to: a version and, optionally, shares
@@ -88,6 +92,17 @@ type Runner interface {
 // plane reports a Lambda-shaped URL nothing answers on.
 type URLer interface {
 	FunctionURL(name string) string
+}
+
+// urlPort is the port of a function URL (http://127.0.0.1:PORT/), 0 for
+// any other.
+func urlPort(u string) int {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return 0
+	}
+	port, _ := strconv.Atoi(pu.Port())
+	return port
 }
 
 // Defaults of Config.

@@ -185,6 +185,9 @@ func (s *Server) deployLatest(ctx context.Context, name string, record bool) boo
 	if err != nil {
 		s.log.Warn("deploying a function failed", "function", name, "error", err)
 	}
+	if err == nil {
+		s.keepURLPort(name)
+	}
 	if !record && err == nil && f.State == "Active" && f.LastUpdateStatus == "Successful" {
 		return true
 	}
@@ -212,6 +215,29 @@ func (s *Server) deployLatest(ctx context.Context, name string, record bool) boo
 		s.prune()
 	}
 	return err == nil
+}
+
+// keepURLPort records the port the function's URL answers on, when it
+// has one, so that the next deploy (e.g. at the next start) serves it
+// there again. deployMu is held.
+func (s *Server) keepURLPort(name string) {
+	urler, ok := s.run.(URLer)
+	if !ok {
+		return
+	}
+	port := urlPort(urler.FunctionURL(name))
+	if port == 0 {
+		return
+	}
+	_, err := s.st.UpdateFunction(name, func(f *store.Function) error {
+		if f.URL != nil {
+			f.URL.Port = port
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("recording a function URL's port failed", "function", name, "error", err)
+	}
 }
 
 // errGone is a version deleted before its deploy.

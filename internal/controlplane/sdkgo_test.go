@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -291,13 +292,47 @@ func TestSDKGo(t *testing.T) {
 		t.Errorf("ListVersionsByFunction: %+v, %v", vs, err)
 	}
 
-	// State survives a restart.
+	// State survives a restart, function URLs with their address.
+	goURL, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("gofn"), AuthType: types.FunctionUrlAuthTypeNone})
+	if err != nil {
+		t.Fatal(err)
+	}
 	l.stop(t)
 	l = startLocal(t, l.dir)
 	c = sdkClient(l.URL)
 	check("after restart")
 	if a, _ := sdkInvoke(t, c, "gofn", ""); a.Code != "go1" {
 		t.Errorf("go function after restart: %+v", a)
+	}
+	if u, err := c.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String("gofn")}); err != nil || aws.ToString(u.FunctionUrl) != aws.ToString(goURL.FunctionUrl) {
+		t.Errorf("function URL after restart: %v, %v; want %s", u, err, aws.ToString(goURL.FunctionUrl))
+	} else if resp, err := http.Get(aws.ToString(u.FunctionUrl)); err != nil {
+		t.Errorf("function URL after restart: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "go1") {
+			t.Errorf("function URL after restart: %d %s", resp.StatusCode, b)
+		}
+	}
+	// Its port taken meanwhile, the URL moves to another.
+	l.stop(t)
+	taken, err := net.Listen("tcp", strings.TrimSuffix(strings.TrimPrefix(aws.ToString(goURL.FunctionUrl), "http://"), "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	l = startLocal(t, l.dir)
+	c = sdkClient(l.URL)
+	if u, err := c.GetFunctionUrlConfig(ctx, &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String("gofn")}); err != nil || aws.ToString(u.FunctionUrl) == aws.ToString(goURL.FunctionUrl) {
+		t.Errorf("function URL after a restart with its port taken: %v, %v", u, err)
+	} else if resp, err := http.Get(aws.ToString(u.FunctionUrl)); err != nil {
+		t.Errorf("moved function URL: %v", err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("moved function URL: %d", resp.StatusCode)
+		}
 	}
 
 	// Aliases move; versions and functions go.

@@ -352,7 +352,7 @@ func (s *Server) runnerFunction(f store.Function) (Function, error) {
 		// A version's is its function's: deployVersion sets it.
 		fn.ReservedConcurrency = f.ReservedConcurrency
 		if u := f.URL; u != nil {
-			fn.URL = &URL{AuthType: u.AuthType, InvokeMode: u.InvokeMode}
+			fn.URL = &URL{AuthType: u.AuthType, InvokeMode: u.InvokeMode, Port: u.Port}
 		}
 	}
 	return fn, nil

@@ -2,6 +2,8 @@ package launch
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -63,15 +65,21 @@ func (r *Runner) Deploy(ctx context.Context, fn controlplane.Function) error {
 	spec.Function.Version = fn.Version
 	spec.Function.Region = fn.Region
 	spec.Function.AccountID = fn.AccountID
+	key := service.Key(spec.Function)
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if fn.URL != nil && spec.Function.WithDefaults().Version == function.DefaultVersion {
+		// The port it had before, when it has one: a replace keeps the
+		// URL's listener, and a new one takes the port if it is free
+		// (else any other will do).
 		spec.FunctionURL = "127.0.0.1:0"
+		if addr := "127.0.0.1:" + strconv.Itoa(fn.URL.Port); fn.URL.Port != 0 && (r.deployed[key] || free(addr)) {
+			spec.FunctionURL = addr
+		}
 	}
 	if r.adjust != nil {
 		r.adjust(fn.Name, &spec)
 	}
-	key := service.Key(spec.Function)
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.deployed[key] {
 		return r.svc.Replace(ctx, spec)
 	}
@@ -80,6 +88,16 @@ func (r *Runner) Deploy(ctx context.Context, fn controlplane.Function) error {
 	}
 	r.deployed[key] = true
 	return nil
+}
+
+// free reports whether addr can be listened on now.
+func free(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
 
 // Undeploy implements controlplane.Runner.

@@ -498,7 +498,11 @@ func (s *Service) Replace(ctx context.Context, spec FunctionSpec) (err error) {
 		}
 	}
 	oldURL, newURL := h.url, h.url
-	if spec.FunctionURL != prev.FunctionURL {
+	// The same address, or the one the old URL's port 0 was given, keeps
+	// the URL's front (and its listener).
+	same := spec.FunctionURL == prev.FunctionURL ||
+		oldURL != nil && oldURL.ln != nil && oldURL.ln.Addr().String() == spec.FunctionURL
+	if !same {
 		newURL = nil
 		if spec.FunctionURL != "" {
 			newURL = &front{name: "function URL", addr: spec.FunctionURL, function: name, handler: &swappable{}}

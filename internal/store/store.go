@@ -119,6 +119,9 @@ type URLConfig struct {
 	Cors         json.RawMessage `json:"cors,omitempty"`
 	Created      time.Time       `json:"created"`
 	LastModified time.Time       `json:"lastModified"`
+	// Port is the local port the URL answers on, kept so that it stays
+	// the same across restarts; 0: none yet.
+	Port int `json:"port,omitempty"`
 }
 
 // Alias names a version of a function, optionally with a share of the
