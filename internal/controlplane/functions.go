@@ -966,9 +966,15 @@ func (s *Server) invokeUnserved(_ http.ResponseWriter, r *http.Request) *apiErro
 	if e != nil {
 		return e
 	}
-	if f, err := s.st.Function(name); err == nil && (qual == "" || qual == "$LATEST") && f.State != "Active" {
-		return &apiError{Status: http.StatusConflict, Type: "ResourceConflictException",
-			Msg: "The operation cannot be performed at this time. The function is currently in the following state: " + f.State}
+	if f, err := s.st.Function(name); err == nil && (qual == "" || qual == "$LATEST") {
+		if f.State != "Active" {
+			return &apiError{Status: http.StatusConflict, Type: "ResourceConflictException",
+				Msg: "The operation cannot be performed at this time. The function is currently in the following state: " + f.State}
+		}
+		if f.LastUpdateStatus == "Failed" { // its code could not start again, e.g. at this start
+			return &apiError{Status: http.StatusConflict, Type: "ResourceConflictException",
+				Msg: "The operation cannot be performed at this time. The function's code could not be started: " + f.LastUpdateReason + " Update it again."}
+		}
 	}
 	arn := s.arn(name)
 	if qual != "" {

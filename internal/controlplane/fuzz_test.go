@@ -351,6 +351,13 @@ func TestInvokeUnserved(t *testing.T) {
 	invoke("/2015-03-31/functions/failing/invocations?Qualifier=$LATEST", "409", "ResourceConflictException", "state: Failed")
 	invoke("/2015-03-31/functions/failing:7/invocations", "404", "ResourceNotFoundException", "Function not found: arn:aws:lambda:us-east-1:123456789012:function:failing:7")
 	invoke("/2015-03-31/functions/nope/invocations", "404", "ResourceNotFoundException", "Function not found: arn:aws:lambda:us-east-1:123456789012:function:nope")
+	// Active, but its last update could not start (as after a restart
+	// with code that no longer starts): not served.
+	create("later")
+	s.wg.Wait()
+	do(s, "PUT", "/2015-03-31/functions/later/configuration", `{"Handler":"bad.handler"}`)
+	s.wg.Wait()
+	invoke("/2015-03-31/functions/later/invocations", "409", "ResourceConflictException", "code could not be started: "+string(errTest))
 	invoke("/2015-03-31/functions/bad%20name/invocations", "400", "ValidationException", "functionName")
 }
 
