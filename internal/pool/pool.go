@@ -24,9 +24,12 @@ import (
 // wait ran out. It is function.ErrThrottled.
 var ErrThrottled = function.ErrThrottled
 
+// DefaultMaxConcurrency is Config.MaxConcurrency's default.
+const DefaultMaxConcurrency = 10
+
 // Config configures a Pool.
 type Config struct {
-	// MaxConcurrency caps the environments; default 10. The invokes
+	// MaxConcurrency caps the environments; default DefaultMaxConcurrency. The invokes
 	// running at once are capped at MaxConcurrency × PerEnvironment.
 	MaxConcurrency int
 	// PerEnvironment is how many invokes one environment takes at once
@@ -48,6 +51,11 @@ type Config struct {
 	// again on demand. Zero keeps environments forever. Pre-warmed
 	// environments are never shut down.
 	KeepAlive time.Duration
+	// Limit, when set, counts this pool's invokes with those of the
+	// other pools that share it: the function's versions, whose reserved
+	// concurrency Lambda counts as one. Default: the pool's own, of
+	// MaxConcurrency × PerEnvironment.
+	Limit *Limit
 	// New creates the environment with the given index (0, 1, ...);
 	// provisioned is set for the environments Init pre-warms.
 	New func(index int, provisioned bool) (*environment.Environment, error)
@@ -55,13 +63,25 @@ type Config struct {
 	Log *slog.Logger
 }
 
-// Pool runs invocations on a bounded set of environments.
-type Pool struct {
-	cfg   Config
+// Limit is the number of invokes that may run at once, in one pool or
+// in several that share it (Config.Limit).
+type Limit struct {
 	slots chan struct{} // one token per invoke that may run now
 	// running counts the slots whose invoke has not answered yet (or
 	// streams); the other taken slots are settling.
 	running atomic.Int64
+}
+
+// NewLimit returns a limit of n invokes at once; n is at least 1.
+func NewLimit(n int) *Limit { return &Limit{slots: make(chan struct{}, max(n, 1))} }
+
+// Size is the number of invokes the limit lets run at once.
+func (l *Limit) Size() int { return cap(l.slots) }
+
+// Pool runs invocations on a bounded set of environments.
+type Pool struct {
+	cfg   Config
+	limit *Limit // cfg.Limit, or the pool's own
 	// settle hands an invoke's settling (END, REPORT, the slot back) to a
 	// settler goroutine waiting for one; settlers counts them.
 	settle   chan func()
@@ -96,7 +116,7 @@ type idleEnv struct {
 // New returns an empty pool; environments start on demand.
 func New(cfg Config) (*Pool, error) {
 	if cfg.MaxConcurrency == 0 {
-		cfg.MaxConcurrency = 10
+		cfg.MaxConcurrency = DefaultMaxConcurrency
 	}
 	if cfg.MaxConcurrency < 0 {
 		return nil, fmt.Errorf("max concurrency %d: must be positive", cfg.MaxConcurrency)
@@ -113,8 +133,10 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Pool{cfg: cfg, slots: make(chan struct{}, cfg.MaxConcurrency*cfg.PerEnvironment), done: make(chan struct{}), settled: make(chan struct{}),
-		settle: make(chan func())}
+	p := &Pool{cfg: cfg, limit: cfg.Limit, done: make(chan struct{}), settled: make(chan struct{}), settle: make(chan func())}
+	if p.limit == nil {
+		p.limit = NewLimit(cfg.MaxConcurrency * cfg.PerEnvironment)
+	}
 	if cfg.KeepAlive > 0 {
 		p.reaped = make(chan struct{})
 		go p.reap()
@@ -128,11 +150,11 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 	if err := p.acquireSlot(ctx); err != nil {
 		return nil, err
 	}
-	p.running.Add(1)
+	p.limit.running.Add(1)
 	ie, reassigned, err := p.take(false, req.TenantID)
 	if err != nil {
-		p.running.Add(-1)
-		<-p.slots
+		p.limit.running.Add(-1)
+		<-p.limit.slots
 		return nil, err
 	}
 	if reassigned {
@@ -151,7 +173,7 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 	// on until the settle has it whole.
 	streams := res.Stream != nil
 	if !streams {
-		p.running.Add(-1)
+		p.limit.running.Add(-1)
 	}
 	job := func() {
 		if settle != nil {
@@ -160,10 +182,10 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 			ie.env.Settle()
 		}
 		if streams {
-			p.running.Add(-1)
+			p.limit.running.Add(-1)
 		}
 		p.put(ie)
-		<-p.slots
+		<-p.limit.slots
 	}
 	select {
 	case p.settle <- job: // a settler was waiting
@@ -219,7 +241,7 @@ func (p *Pool) Init(ctx context.Context, n int) error {
 // Config.Queue says.
 func (p *Pool) acquireSlot(ctx context.Context) error {
 	select {
-	case p.slots <- struct{}{}:
+	case p.limit.slots <- struct{}{}:
 		return nil
 	default:
 	}
@@ -227,7 +249,7 @@ func (p *Pool) acquireSlot(ctx context.Context) error {
 	defer timer.Stop()
 	if p.cfg.Queue {
 		select {
-		case p.slots <- struct{}{}:
+		case p.limit.slots <- struct{}{}:
 			return nil
 		case <-timer.C:
 			return ErrThrottled
@@ -241,9 +263,9 @@ func (p *Pool) acquireSlot(ctx context.Context) error {
 	// waits for it, and is throttled once every slot runs an invoke.
 	tick := time.NewTicker(settlePoll)
 	defer tick.Stop()
-	for p.running.Load() < int64(cap(p.slots)) {
+	for p.limit.running.Load() < int64(cap(p.limit.slots)) {
 		select {
-		case p.slots <- struct{}{}:
+		case p.limit.slots <- struct{}{}:
 			return nil
 		case <-tick.C:
 		case <-timer.C:

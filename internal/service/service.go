@@ -13,6 +13,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -179,8 +180,12 @@ type Service struct {
 	invFr  *front    // the Invoke API's front, also fronts[0]
 	api    swappable // the API Gateway emulation's current router
 
-	mu      sync.Mutex // guards what follows, and serialises Add/Replace/Remove
-	funcs   map[string]*handle
+	mu    sync.Mutex // guards what follows, and serialises Add/Replace/Remove
+	funcs map[string]*handle
+	// limits holds, by function name, the limit of invokes at once that
+	// its versions share: Lambda counts reserved concurrency per
+	// function, not per version.
+	limits  map[string]*pool.Limit
 	order   []string // names in the order they were added
 	fronts  []*front // serving (or to serve, before Run): Invoke API, API, function URLs
 	apiUp   *front   // the API Gateway front, once any route exists
@@ -216,6 +221,7 @@ func New(cfg Config) (*Service, error) {
 		track:  &tracker{live: map[int]sandbox.Env{}},
 		invoke: invoke.NewServer(log),
 		funcs:  map[string]*handle{},
+		limits: map[string]*pool.Limit{},
 		errc:   make(chan error, 16),
 		ready:  make(chan struct{}),
 	}
@@ -443,6 +449,7 @@ func (s *Service) Add(ctx context.Context, spec FunctionSpec) (err error) {
 
 // forget drops name from the maps; s.mu is held.
 func (s *Service) forget(name string) {
+	fn := s.funcs[name].current().spec.Function.Name
 	delete(s.funcs, name)
 	for i, n := range s.order {
 		if n == name {
@@ -450,6 +457,29 @@ func (s *Service) forget(name string) {
 			break
 		}
 	}
+	for _, h := range s.funcs {
+		if inst := h.current(); inst != nil && inst.spec.Function.Name == fn {
+			return
+		}
+	}
+	delete(s.limits, fn)
+}
+
+// limit returns the limit of invokes at once that spec's function's
+// versions share, made anew when its size changes (the instances on the
+// old one keep it); s.mu is held.
+func (s *Service) limit(spec FunctionSpec) *pool.Limit {
+	n := cmp.Or(spec.MaxConcurrency, pool.DefaultMaxConcurrency) * spec.Function.Slots()
+	if n < 1 {
+		return nil // pool.New refuses the spec
+	}
+	name := spec.Function.Name
+	if l := s.limits[name]; l != nil && l.Size() == n {
+		return l
+	}
+	l := pool.NewLimit(n)
+	s.limits[name] = l
+	return l
 }
 
 // Replace swaps the function (Key(spec.Function)) for spec: the new
@@ -673,6 +703,7 @@ func (s *Service) start(spec FunctionSpec) (*instance, error) {
 	p, err := pool.New(pool.Config{
 		MaxConcurrency: spec.MaxConcurrency,
 		PerEnvironment: spec.Function.Slots(),
+		Limit:          s.limit(spec),
 		Queue:          spec.Queue,
 		QueueTimeout:   spec.Function.Timeout,
 		KeepAlive:      spec.KeepAlive,

@@ -44,3 +44,33 @@ func TestVersionsAndAliases(t *testing.T) {
 		t.Errorf("control-plane path: %d, want the control handler's 418", resp.StatusCode)
 	}
 }
+
+// Reserved concurrency counts a function's versions together, as Lambda:
+// with one, a version's invoke is throttled while $LATEST runs one.
+func TestVersionsShareTheLimit(t *testing.T) {
+	latest, v1 := fakeSpec("f", "code2"), fakeSpec("f", "code1")
+	v1.Function.Version = "1"
+	other := fakeSpec("g", "g1")
+	for _, spec := range []*FunctionSpec{&latest, &v1, &other} {
+		spec.Queue = false
+	}
+	r := startService(t, Config{}, latest, v1, other)
+	done := make(chan int, 1)
+	go func() {
+		resp, _ := r.invoke(t, "f", `{"op":"sleep","ms":1500}`)
+		done <- resp.StatusCode
+	}()
+	waitFor(t, "the invoke to start", func() bool { return strings.Contains(r.out.String(), "fake runtime code2: sleep") })
+	if resp, body := r.invoke(t, "f:1", `{}`); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("version 1 while $LATEST runs: %d %s, want 429", resp.StatusCode, body)
+	}
+	if resp, body := r.invoke(t, "g", `{}`); resp.StatusCode != 200 {
+		t.Errorf("another function meanwhile: %d %s", resp.StatusCode, body)
+	}
+	if code := <-done; code != 200 {
+		t.Errorf("$LATEST: %d", code)
+	}
+	if resp, body := r.invoke(t, "f:1", `{}`); resp.StatusCode != 200 {
+		t.Errorf("version 1 afterwards: %d %s", resp.StatusCode, body)
+	}
+}
