@@ -184,13 +184,17 @@ func (s *Server) deployLatest(ctx context.Context, name string, record bool) boo
 	}
 	if err != nil {
 		s.log.Warn("deploying a function failed", "function", name, "error", err)
+		if !record && s.deployRunning(ctx, f) {
+			s.keepURLPort(name)
+		}
 	}
 	if err == nil {
 		s.keepURLPort(name)
 	}
-	if !record && err == nil && f.State == "Active" && f.LastUpdateStatus == "Successful" {
+	if !record && err == nil && f.State == "Active" && f.LastUpdateStatus == "Successful" && f.Running != nil {
 		return true
 	}
+	deployed := f
 	_, uerr := s.st.UpdateFunction(name, func(f *store.Function) error {
 		code := "InvalidEntrypoint"
 		if f.PackageType == "Image" {
@@ -200,6 +204,7 @@ func (s *Server) deployLatest(ctx context.Context, name string, record bool) boo
 		case err == nil:
 			f.State, f.StateReason, f.StateReasonCode = "Active", "", ""
 			f.LastUpdateStatus, f.LastUpdateReason, f.LastUpdateCode = "Successful", "", ""
+			f.Running = running(deployed)
 		case f.State == "Pending" || f.State == "Failed":
 			f.State, f.StateReason, f.StateReasonCode = "Failed", err.Error(), code
 			f.LastUpdateStatus, f.LastUpdateReason, f.LastUpdateCode = "Failed", err.Error(), code
@@ -215,6 +220,34 @@ func (s *Server) deployLatest(ctx context.Context, name string, record bool) boo
 		s.prune()
 	}
 	return err == nil
+}
+
+// running is the snapshot of f, as it ran, that Function.Running keeps.
+func running(f store.Function) *store.Function {
+	f.Running, f.URL, f.ReservedConcurrency = nil, nil, nil
+	return &f
+}
+
+// deployRunning deploys, in place of $LATEST f whose code cannot start
+// (at a start, after an update that failed), the code and configuration
+// that ran before, as Lambda keeps them available; it reports success.
+// deployMu is held.
+func (s *Server) deployRunning(ctx context.Context, f store.Function) bool {
+	if f.Running == nil {
+		return false
+	}
+	prev := *f.Running
+	prev.ReservedConcurrency, prev.URL = f.ReservedConcurrency, f.URL // function-wide: today's
+	fn, err := s.runnerFunction(prev)
+	if err == nil {
+		err = s.run.Deploy(ctx, fn)
+	}
+	if err != nil {
+		s.log.Warn("the code that ran before cannot start either", "function", f.Name, "error", err)
+		return false
+	}
+	s.log.Warn("the function's last update cannot start: serving its code and configuration of before until it is updated again", "function", f.Name)
+	return true
 }
 
 // keepURLPort records the port the function's URL answers on, when it
@@ -654,7 +687,7 @@ func (s *Server) publish(ctx context.Context, name string, in publishIn) (store.
 			return badParam("The function " + name + " failed to deploy: " + latest.StateReason)
 		case latest.LastUpdateStatus == "Failed":
 			// Its code cannot start: a version of it would not run.
-			return conflict("The operation cannot be performed at this time. The last update of the function " + name + " failed: " + latest.LastUpdateReason + " Update it again before publishing.")
+			return conflict("The operation cannot be performed at this time. The last update of the function " + name + " failed: " + strings.TrimSuffix(latest.LastUpdateReason, ".") + ". Update it again before publishing.")
 		case in.RevisionId != "" && in.RevisionId != latest.RevisionID:
 			return errPrecondition
 		case in.CodeSha256 != "" && in.CodeSha256 != latest.CodeSha256:
@@ -973,7 +1006,7 @@ func (s *Server) invokeUnserved(_ http.ResponseWriter, r *http.Request) *apiErro
 		}
 		if f.LastUpdateStatus == "Failed" { // its code could not start again, e.g. at this start
 			return &apiError{Status: http.StatusConflict, Type: "ResourceConflictException",
-				Msg: "The operation cannot be performed at this time. The function's code could not be started: " + f.LastUpdateReason + " Update it again."}
+				Msg: "The operation cannot be performed at this time. The function's code could not be started: " + strings.TrimSuffix(f.LastUpdateReason, ".") + ". Update it again."}
 		}
 	}
 	arn := s.arn(name)

@@ -366,3 +366,61 @@ func TestSDKGo(t *testing.T) {
 		t.Errorf("get after delete: %v", err)
 	}
 }
+
+// An update whose code cannot start leaves the function on its code and
+// configuration of before (LastUpdateStatus Failed), as Lambda, also
+// after a restart; an update that starts ends that.
+func TestFailedUpdateKeepsCodeAcrossRestart(t *testing.T) {
+	l := startLocal(t, "")
+	c := sdkClient(l.URL)
+	ctx := context.Background()
+	good := zipFiles(t, "", map[string]string{"bootstrap*": string(goBootstrap(t))})
+	if _, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{
+		FunctionName: aws.String("keep"), Runtime: types.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
+		Role: aws.String("arn:aws:iam::123456789012:role/lambda"), Code: &types.FunctionCode{ZipFile: good},
+		Environment: &types.Environment{Variables: map[string]string{"CODE": "before"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitActive(t, c, "keep"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("keep"),
+		ZipFile: zipFiles(t, "", map[string]string{"README": "no bootstrap"})}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitUpdated(t, c, "keep"); err == nil {
+		t.Fatal("function-updated-v2 waiter succeeded for code that cannot start")
+	}
+	for _, when := range []string{"after the failed update", "after a restart"} {
+		if a, _ := sdkInvoke(t, c, "keep", ""); a.Code != "before" {
+			t.Errorf("%s: %+v, want the code of before", when, a)
+		}
+		if got, err := c.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("keep")}); err != nil || got.LastUpdateStatus != types.LastUpdateStatusFailed {
+			t.Errorf("%s: %+v, %v", when, got, err)
+		}
+		l.stop(t)
+		l = startLocal(t, l.dir)
+		c = sdkClient(l.URL)
+	}
+	if _, err := c.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("keep"), ZipFile: good}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("keep"),
+		Environment: &types.Environment{Variables: map[string]string{"CODE": "after"}}}); err != nil {
+		// The code update may still be in progress: wait, then again.
+		if err := waitUpdated(t, c, "keep"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("keep"),
+			Environment: &types.Environment{Variables: map[string]string{"CODE": "after"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := waitUpdated(t, c, "keep"); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := sdkInvoke(t, c, "keep", ""); a.Code != "after" {
+		t.Errorf("after a good update: %+v", a)
+	}
+}

@@ -110,6 +110,10 @@ type Function struct {
 	ReservedConcurrency *int       `json:"reservedConcurrency,omitempty"`
 	URL                 *URLConfig `json:"url,omitempty"`
 	LastVersion         int        `json:"lastVersion,omitempty"` // highest published
+	// Running is the code and configuration of $LATEST that last started,
+	// while a later update's cannot: Lambda keeps them available, so a
+	// restart runs them again. Its code is kept (Prune).
+	Running *Function `json:"running,omitempty"`
 }
 
 // URLConfig is a function URL's configuration.
@@ -374,7 +378,7 @@ func (s *Store) PublishVersion(name string, check func(latest Function) error, s
 		latest.LastVersion++
 		v = latest
 		v.Version = strconv.Itoa(latest.LastVersion)
-		v.ReservedConcurrency, v.URL, v.LastVersion = nil, nil, 0
+		v.ReservedConcurrency, v.URL, v.LastVersion, v.Running = nil, nil, 0, nil
 		if err := prepare(&v, &latest); err != nil {
 			return err
 		}
@@ -667,6 +671,9 @@ func (s *Store) Prune() error {
 			err := tx.Bucket(b).ForEach(func(k, _ []byte) error {
 				f, err := get[Function](tx.Bucket(b), k, string(k))
 				used[f.CodeSha256] = true
+				if f.Running != nil {
+					used[f.Running.CodeSha256] = true
+				}
 				return err
 			})
 			if err != nil {
