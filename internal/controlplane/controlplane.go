@@ -341,6 +341,7 @@ func (s *Server) routes() {
 		"DELETE /2021-10-31/functions/{name}/url":                          s.deleteURL,
 		"POST " + fns + "/{name}/invocations":                              s.invokeUnserved,
 		"POST /2021-11-15/functions/{name}/response-streaming-invocations": s.invokeUnserved,
+		"GET /lambdabox/code/{sha}":                                        s.getCode,
 	} {
 		s.mux.HandleFunc(pattern, s.handle(h))
 	}

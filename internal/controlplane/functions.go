@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -363,12 +364,26 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) *apiError {
 	if f.PackageType == "Image" {
 		out.Code = codeOut{RepositoryType: "ECR", ImageUri: f.ImageURI, ResolvedImageUri: f.ImageURI}
 	} else {
-		out.Code = codeOut{RepositoryType: "S3", Location: "file://" + s.st.Dir() + "/code"}
+		// Where Lambda gives a presigned link to the zip: one here.
+		out.Code = codeOut{RepositoryType: "S3", Location: "http://" + r.Host + "/lambdabox/code/" + url.PathEscape(f.CodeSha256)}
 	}
 	if latest, err := s.st.Function(name); err == nil && latest.ReservedConcurrency != nil {
 		out.Concurrency = &concurrencyIn{ReservedConcurrentExecutions: latest.ReservedConcurrency}
 	}
 	return reply(w, http.StatusOK, out)
+}
+
+// getCode serves a function's zip (GetFunction's Code.Location), named by
+// its CodeSha256.
+func (s *Server) getCode(w http.ResponseWriter, r *http.Request) *apiError {
+	zipped, err := s.st.Code(r.PathValue("sha"))
+	if err != nil {
+		return storeError(err, "Code "+r.PathValue("sha"))
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Length", strconv.Itoa(len(zipped)))
+	_, _ = w.Write(zipped)
+	return nil
 }
 
 func (s *Server) getConfiguration(w http.ResponseWriter, r *http.Request) *apiError {

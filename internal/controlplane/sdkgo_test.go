@@ -1,6 +1,7 @@
 package controlplane_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -384,6 +385,20 @@ func TestFailedUpdateKeepsCodeAcrossRestart(t *testing.T) {
 	}
 	if err := waitActive(t, c, "keep"); err != nil {
 		t.Fatal(err)
+	}
+	// GetFunction's Code.Location gives the zip back.
+	got, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("keep")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.Get(aws.ToString(got.Code.Location)); err != nil {
+		t.Errorf("Code.Location: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Equal(b, good) {
+			t.Errorf("Code.Location %s: %d, %d bytes, want the %d of the zip", aws.ToString(got.Code.Location), resp.StatusCode, len(b), len(good))
+		}
 	}
 	if _, err := c.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("keep"),
 		ZipFile: zipFiles(t, "", map[string]string{"README": "no bootstrap"})}); err != nil {
