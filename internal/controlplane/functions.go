@@ -23,12 +23,19 @@ import (
 )
 
 // target resolves the {name} path element and the Qualifier parameter.
-func target(r *http.Request) (name, qual string, e *apiError) {
+func (s *Server) target(r *http.Request) (name, qual string, e *apiError) {
 	raw := r.PathValue("name")
 	name, qual, ok := function.ParseName(raw)
 	if !ok {
 		return "", "", &apiError{Status: http.StatusBadRequest, Type: "ValidationException",
 			Msg: "1 validation error detected: Value '" + raw + "' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: " + function.NamePattern}
+	}
+	// An ARN of another region or account names none of these functions.
+	switch region, account := function.Owner(raw); {
+	case region != "" && region != s.cfg.Region:
+		return "", "", notFound("Functions from '" + region + "' are not reachable in this region ('" + s.cfg.Region + "')")
+	case account != "" && account != s.cfg.AccountID:
+		return "", "", notFound("Function not found: " + raw)
 	}
 	if q := r.URL.Query().Get("Qualifier"); q != "" {
 		if !function.ValidQualifier(q) {
@@ -347,7 +354,7 @@ type codeOut struct {
 }
 
 func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) *apiError {
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return e
 	}
@@ -387,7 +394,7 @@ func (s *Server) getCode(w http.ResponseWriter, r *http.Request) *apiError {
 }
 
 func (s *Server) getConfiguration(w http.ResponseWriter, r *http.Request) *apiError {
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return e
 	}
@@ -476,7 +483,7 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) *apiError
 }
 
 func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) *apiError {
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return e
 	}
@@ -535,7 +542,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, revision string,
 			}
 		}()
 	}
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return e
 	}
@@ -672,7 +679,7 @@ func (s *Server) publishVersion(w http.ResponseWriter, r *http.Request) *apiErro
 	if e := decode(r, &in); e != nil {
 		return e
 	}
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return e
 	}
@@ -727,7 +734,7 @@ func (s *Server) publish(ctx context.Context, name string, in publishIn) (store.
 }
 
 func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) *apiError {
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return e
 	}
@@ -808,7 +815,7 @@ func (s *Server) createAlias(w http.ResponseWriter, r *http.Request) *apiError {
 	if e := decode(r, &in); e != nil {
 		return e
 	}
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return e
 	}
@@ -859,7 +866,7 @@ func (s *Server) route(a store.Alias) error {
 }
 
 func (s *Server) aliasTarget(r *http.Request) (name, alias string, e *apiError) {
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e == nil && qual != "" {
 		e = badParam("The function name must be unqualified")
 	}
@@ -941,7 +948,7 @@ func (s *Server) deleteAlias(w http.ResponseWriter, r *http.Request) *apiError {
 }
 
 func (s *Server) listAliases(w http.ResponseWriter, r *http.Request) *apiError {
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return e
 	}
@@ -978,7 +985,7 @@ const MaxReservedConcurrency = 900
 // setFunctionWide changes a function-wide setting of $LATEST and deploys
 // every version again.
 func (s *Server) setFunctionWide(r *http.Request, fn func(*store.Function) *apiError) (store.Function, *apiError) {
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return store.Function{}, e
 	}
@@ -1010,7 +1017,7 @@ func codeError(err error) *apiError {
 // (Pending) or whose creation failed (Failed) gets ResourceConflictException
 // with its state, and one that does not exist ResourceNotFoundException.
 func (s *Server) invokeUnserved(_ http.ResponseWriter, r *http.Request) *apiError {
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return e
 	}
@@ -1053,7 +1060,7 @@ func (s *Server) putConcurrency(w http.ResponseWriter, r *http.Request) *apiErro
 }
 
 func (s *Server) getConcurrency(w http.ResponseWriter, r *http.Request) *apiError {
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return e
 	}
@@ -1156,7 +1163,7 @@ func (s *Server) createURL(w http.ResponseWriter, r *http.Request) *apiError {
 }
 
 func (s *Server) getURL(w http.ResponseWriter, r *http.Request) *apiError {
-	name, qual, e := target(r)
+	name, qual, e := s.target(r)
 	if e != nil {
 		return e
 	}

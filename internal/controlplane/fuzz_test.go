@@ -113,6 +113,8 @@ func TestErrorShapes(t *testing.T) {
 		{"POST", "/2015-03-31/functions", `{"FunctionName":"` + strings.Repeat("x", 69905067) + `"}`, 413, "RequestEntityTooLargeException"},
 		{"POST", "/2015-03-31/functions", `{"FunctionName":"bad name!","Code":{}}`, 400, "ValidationException"},
 		{"GET", "/2015-03-31/functions/nope", "", 404, "ResourceNotFoundException"},
+		{"GET", "/2015-03-31/functions/arn:aws:lambda:eu-west-3:123456789012:function:f", "", 404, "ResourceNotFoundException"},
+		{"GET", "/2015-03-31/functions/999999999999:function:f", "", 404, "ResourceNotFoundException"},
 		{"GET", "/2015-03-31/functions/f?Qualifier=7", "", 404, "ResourceNotFoundException"},
 		{"GET", "/2015-03-31/functions/f/aliases/nope", "", 404, "ResourceNotFoundException"},
 		{"PUT", "/2015-03-31/functions/f/configuration", `{"Timeout":0}`, 400, "ValidationException"},

@@ -47,6 +47,19 @@ func ParseName(s string) (name, qualifier string, ok bool) {
 	return parts[0], qualifier, true
 }
 
+// Owner returns the region and the account a FunctionName in ARN form
+// names ("" for a part it does not give): ParseName does not check them.
+func Owner(s string) (region, account string) {
+	parts := strings.Split(s, ":")
+	switch {
+	case len(parts) >= 7 && parts[0] == "arn":
+		return parts[3], parts[4]
+	case len(parts) >= 3 && parts[1] == "function":
+		return "", parts[0]
+	}
+	return "", ""
+}
+
 // ValidName reports whether s is a function name: one or more letters,
 // digits, hyphens, underscores or periods.
 func ValidName(s string) bool {

@@ -37,6 +37,19 @@ func TestParseName(t *testing.T) {
 	}
 }
 
+func TestOwner(t *testing.T) {
+	for _, c := range []struct{ in, region, account string }{
+		{"f", "", ""},
+		{"f:1", "", ""},
+		{"123456789012:function:f", "", "123456789012"},
+		{"arn:aws:lambda:eu-west-3:999999999999:function:f:live", "eu-west-3", "999999999999"},
+	} {
+		if r, a := Owner(c.in); r != c.region || a != c.account {
+			t.Errorf("Owner(%q) = %q, %q; want %q, %q", c.in, r, a, c.region, c.account)
+		}
+	}
+}
+
 func TestValidQualifier(t *testing.T) {
 	long := make([]byte, 129)
 	for i := range long {
