@@ -193,6 +193,9 @@ type Service struct {
 	closed  bool
 	errc    chan error // a front that stopped serving
 	ready   chan struct{}
+	// retiring counts the instances Replace swapped out that are still
+	// finishing their invokes; shutdown waits for them.
+	retiring sync.WaitGroup
 }
 
 // New returns a service with no functions.
@@ -485,7 +488,8 @@ func (s *Service) limit(spec FunctionSpec) *pool.Limit {
 // Replace swaps the function (Key(spec.Function)) for spec: the new
 // instance is started (and pre-warmed, while the service runs) first; then
 // new invokes go to it, while those in flight finish on the old one, which
-// is closed after them, within ctx. Nothing fails during the swap. The
+// is closed after them in the background (Replace does not wait for them;
+// Run's shutdown does). Nothing fails during the swap. The
 // async queue is kept. A function URL on the same address stays up (a
 // changed mode applies to new requests); on a new address it moves. A
 // RuntimeAPIAddr equal to the old instance's is not reused (the old one
@@ -572,12 +576,21 @@ func (s *Service) Replace(ctx context.Context, spec FunctionSpec) (err error) {
 	s.invoke.Add(spec.Function, h, h.queue)
 	s.mu.Unlock()
 	s.log.Info("function replaced", "function", name)
-	var errs []error
-	if newURL != oldURL && oldURL != nil && oldURL.srv != nil {
-		errs = append(errs, stopFront(ctx, oldURL, s.log))
-	}
-	errs = append(errs, retire(ctx, old))
-	return errors.Join(errs...)
+	// The old code finishes its invokes in the background: a change
+	// (e.g. of reserved concurrency) must not wait for a 15-minute invoke,
+	// nor cut it short when the caller's context ends.
+	bg := context.WithoutCancel(ctx)
+	s.retiring.Go(func() {
+		var errs []error
+		if newURL != oldURL && oldURL != nil && oldURL.srv != nil {
+			errs = append(errs, stopFront(bg, oldURL, s.log))
+		}
+		errs = append(errs, retire(bg, old))
+		if err := errors.Join(errs...); err != nil {
+			s.log.Warn("closing the replaced code's environments failed", "function", name, "error", err)
+		}
+	})
+	return nil
 }
 
 // Remove stops serving the function named by key (see Key): it leaves the Invoke API, its
@@ -957,6 +970,7 @@ func (s *Service) shutdown() error {
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelClose()
 	errs = append(errs, s.closePools(closeCtx, handles))
+	s.retiring.Wait() // their invokes ended with the fronts, or were stopped
 	return errors.Join(errs...)
 }
 
@@ -996,5 +1010,7 @@ func (s *Service) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	return s.closeFunctions(ctx)
+	err := s.closeFunctions(ctx)
+	s.retiring.Wait()
+	return err
 }

@@ -652,6 +652,8 @@ func TestOwnedDriversCloseWithTheirInstance(t *testing.T) {
 	if err := r.Add(ctx, owned(d3, "v3")); !errors.Is(err, ErrExists) {
 		t.Fatalf("Add of an existing name: %v", err)
 	}
+	// The replaced instance retires in the background.
+	waitFor(t, "the replaced instance's driver to close", func() bool { return d1.closed.Load() > 0 })
 	if got := [3]int32{d1.closed.Load(), d2.closed.Load(), d3.closed.Load()}; got != [3]int32{1, 0, 1} {
 		t.Errorf("after Replace and a failed Add, Close calls = %v, want [1 0 1]", got)
 	}
@@ -660,5 +662,34 @@ func TestOwnedDriversCloseWithTheirInstance(t *testing.T) {
 	}
 	if got := [3]int32{d1.closed.Load(), d2.closed.Load(), d3.closed.Load()}; got != [3]int32{1, 1, 1} {
 		t.Errorf("after Remove, Close calls = %v, want [1 1 1]", got)
+	}
+}
+
+// Replace returns once new invokes go to the new code: it does not wait
+// for an invoke in flight on the old code, which still finishes there,
+// nor cut it short when the caller's context ends.
+func TestReplaceDoesNotWaitForInvokes(t *testing.T) {
+	r := startService(t, Config{}, fakeSpec("f", "v1"))
+	done := make(chan string, 1)
+	go func() {
+		resp, body := r.invoke(t, "f", `{"op":"sleep","ms":3000,"data":"inflight"}`)
+		done <- strings.Join([]string{http.StatusText(resp.StatusCode), body}, " ")
+	}()
+	waitFor(t, "the invoke to start", func() bool { return strings.Contains(r.out.String(), "fake runtime v1: sleep") })
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.Replace(ctx, fakeSpec("f", "v2")); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case got := <-done:
+		t.Fatalf("Replace returned after the invoke in flight ended (%s)", got)
+	default:
+	}
+	if resp, body := r.invoke(t, "f", `{}`); resp.StatusCode != 200 || version(t, body) != "v2" {
+		t.Errorf("after Replace: %d %s", resp.StatusCode, body)
+	}
+	if got := <-done; !strings.HasPrefix(got, "OK ") || !strings.Contains(got, "inflight") || !strings.Contains(got, `"v1"`) {
+		t.Errorf("the invoke in flight at Replace: %s", got)
 	}
 }
