@@ -70,6 +70,10 @@ type Limit struct {
 	// running counts the slots whose invoke has not answered yet (or
 	// streams); the other taken slots are settling.
 	running atomic.Int64
+
+	mu   sync.Mutex // guards next and debt
+	next *Limit     // the limit that succeeded this one (Succeed)
+	debt int        // this limit's slots still taken, counted by next too
 }
 
 // NewLimit returns a limit of n invokes at once; n is at least 1.
@@ -77,6 +81,41 @@ func NewLimit(n int) *Limit { return &Limit{slots: make(chan struct{}, max(n, 1)
 
 // Size is the number of invokes the limit lets run at once.
 func (l *Limit) Size() int { return cap(l.slots) }
+
+// Succeed returns a limit of n invokes that replaces l (a new reserved
+// concurrency): the invokes l still runs count against it too, until
+// they end, so lowering the limit lets no new invoke in until fewer than
+// n run in all.
+func (l *Limit) Succeed(n int) *Limit {
+	next := NewLimit(n)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.next, l.debt = next, len(l.slots)
+	held := min(l.debt, next.Size())
+	for range held {
+		next.slots <- struct{}{}
+	}
+	next.running.Add(int64(held))
+	return next
+}
+
+// release gives back a slot of l, and the one its successor holds for it
+// once fewer of l's are taken than the successor has.
+func (l *Limit) release() {
+	<-l.slots
+	l.mu.Lock()
+	if l.next == nil || l.debt == 0 {
+		l.mu.Unlock()
+		return
+	}
+	l.debt--
+	next, pass := l.next, l.debt < l.next.Size()
+	l.mu.Unlock()
+	if pass {
+		next.running.Add(-1)
+		next.release()
+	}
+}
 
 // Pool runs invocations on a bounded set of environments.
 type Pool struct {
@@ -154,7 +193,7 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 	ie, reassigned, err := p.take(false, req.TenantID)
 	if err != nil {
 		p.limit.running.Add(-1)
-		<-p.limit.slots
+		p.limit.release()
 		return nil, err
 	}
 	if reassigned {
@@ -185,7 +224,7 @@ func (p *Pool) Invoke(ctx context.Context, req *function.Request) (*function.Res
 			p.limit.running.Add(-1)
 		}
 		p.put(ie)
-		<-p.limit.slots
+		p.limit.release()
 	}
 	select {
 	case p.settle <- job: // a settler was waiting

@@ -469,18 +469,21 @@ func (s *Service) forget(name string) {
 }
 
 // limit returns the limit of invokes at once that spec's function's
-// versions share, made anew when its size changes (the instances on the
-// old one keep it); s.mu is held.
+// versions share, succeeded by a new one when its size changes (the
+// instances on the old one keep it); s.mu is held.
 func (s *Service) limit(spec FunctionSpec) *pool.Limit {
 	n := cmp.Or(spec.MaxConcurrency, pool.DefaultMaxConcurrency) * spec.Function.Slots()
 	if n < 1 {
 		return nil // pool.New refuses the spec
 	}
 	name := spec.Function.Name
-	if l := s.limits[name]; l != nil && l.Size() == n {
-		return l
+	l := s.limits[name]
+	switch {
+	case l == nil:
+		l = pool.NewLimit(n)
+	case l.Size() != n:
+		l = l.Succeed(n) // the invokes under the old one count on
 	}
-	l := pool.NewLimit(n)
 	s.limits[name] = l
 	return l
 }

@@ -74,3 +74,37 @@ func TestVersionsShareTheLimit(t *testing.T) {
 		t.Errorf("version 1 afterwards: %d %s", resp.StatusCode, body)
 	}
 }
+
+// Lowering the limit while invokes run lets no new one in until fewer
+// than the new limit run, old ones included.
+func TestLoweredLimitCountsRunningInvokes(t *testing.T) {
+	spec := fakeSpec("f", "v1")
+	spec.MaxConcurrency, spec.Queue = 3, false
+	r := startService(t, Config{}, spec)
+	done := make(chan int, 3)
+	for range 3 {
+		go func() {
+			resp, _ := r.invoke(t, "f", `{"op":"sleep","ms":1500}`)
+			done <- resp.StatusCode
+		}()
+	}
+	waitFor(t, "three invokes to start", func() bool { return strings.Count(r.out.String(), "fake runtime v1: sleep") == 3 })
+	lower := fakeSpec("f", "v2")
+	lower.MaxConcurrency, lower.Queue = 1, false
+	if err := r.Replace(context.Background(), lower); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := r.invoke(t, "f", `{}`); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("an invoke while three run under a new limit of 1: %d %s, want 429", resp.StatusCode, body)
+	}
+	for range 3 {
+		if code := <-done; code != 200 {
+			t.Errorf("an invoke of before: %d", code)
+		}
+	}
+	// Once they have ended (and settled: a moment after their answers).
+	waitFor(t, "an invoke of the new code", func() bool {
+		resp, body := r.invoke(t, "f", `{}`)
+		return resp.StatusCode == 200 && version(t, body) == "v2"
+	})
+}
