@@ -305,6 +305,9 @@ func (e *Environment) Settle() {
 	if r.resp.Stream != nil {
 		e.waitStream(ctx, r)
 	}
+	if r.failure == "" {
+		e.waitRuntime(ctx, r)
+	}
 	if r.failure == "" && len(e.exts)+e.internalExtensions() > 0 {
 		e.waitExtensions(ctx, r)
 	}
@@ -341,6 +344,34 @@ func (e *Environment) waitStream(ctx context.Context, r *report) {
 		<-st.Done() // the runtime is gone: its body has ended
 	}
 	r.end = time.Now()
+}
+
+// waitRuntime waits until the runtime is back in next after an invoke,
+// up to its deadline: Lambda's Invoke phase ends there, so what the
+// runtime does after its answer is the invoke's, and the environment
+// takes no other invoke before. One that is not back in time times the
+// invoke out and is reset; one that exits meanwhile is restarted by the
+// next invoke.
+func (e *Environment) waitRuntime(ctx context.Context, r *report) {
+	in, entered := e.api.InNext()
+	if in || !e.running() {
+		return
+	}
+	timer := time.NewTimer(time.Until(r.deadline))
+	defer timer.Stop()
+	for !in {
+		select {
+		case <-entered:
+		case <-e.proc.Done():
+			return
+		case <-timer.C:
+			e.log.Warn("the runtime did not call next after its answer before the invoke's deadline", "request_id", r.id)
+			r.failure, r.end = errTimedOut, time.Now()
+			e.reset(ctx, ReasonTimeout)
+			return
+		}
+		in, _ = e.api.InNext()
+	}
 }
 
 // waitExtensions waits until every extension is back in event/next after

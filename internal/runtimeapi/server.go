@@ -98,6 +98,9 @@ type Server struct {
 	// the last maxGone, bounds it.
 	gone    map[string]goneReason
 	goneIDs [maxGone]string
+	// nextIn receives (without blocking the runtime) when a worker
+	// enters next; see InNext.
+	nextIn chan struct{}
 	goneAt  int // the ring's next slot
 }
 
@@ -116,6 +119,7 @@ type generation struct {
 	isReady   bool
 	initError chan *Response
 	pending   chan *call
+	inNext    int // the runtime's workers waiting in next
 }
 
 type call struct {
@@ -135,7 +139,7 @@ func NewServer(log *slog.Logger, shaping bool) *Server {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s := &Server{log: log, mux: http.NewServeMux(), shaping: shaping, conc: 1,
-		nonce: hex.EncodeToString(b[:]), inflight: map[string]*call{}, gone: map[string]goneReason{}}
+		nonce: hex.EncodeToString(b[:]), inflight: map[string]*call{}, gone: map[string]goneReason{}, nextIn: make(chan struct{}, 1)}
 	s.mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", s.handle(s.next))
 	s.mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", s.handle(func(w http.ResponseWriter, r *http.Request) *apiError {
 		return s.response(w, r, r.PathValue("id"))
@@ -232,6 +236,16 @@ func (s *Server) Reset() Generation {
 	clear(s.inflight)
 	s.mu.Unlock()
 	return Generation{Ready: g.ready, InitError: g.initError}
+}
+
+// InNext reports whether a worker of the current runtime waits in next:
+// the runtime is done with its last invocation (Lambda's Invoke phase
+// ends there). entered receives when a worker enters next, possibly for
+// an earlier entry: check again.
+func (s *Server) InNext() (in bool, entered <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen.inNext > 0, s.nextIn
 }
 
 // Dispatch queues inv for the runtime's next call. The returned channel
@@ -365,13 +379,21 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 		g.isReady = true
 		close(g.ready)
 	}
+	g.inNext++
 	s.mu.Unlock()
+	select {
+	case s.nextIn <- struct{}{}:
+	default:
+	}
 
 	var c *call
 	for {
 		select {
 		case c = <-g.pending:
 		case <-r.Context().Done():
+			s.mu.Lock()
+			g.inNext--
+			s.mu.Unlock()
 			return nil
 		}
 		s.mu.Lock()
@@ -380,6 +402,7 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) *apiError {
 		}
 		s.mu.Unlock() // abandoned before any worker took it
 	}
+	g.inNext--
 	if s.gen != g { // the environment was reset while we waited
 		s.mu.Unlock()
 		c.done <- ErrorResponse("Runtime.Unknown", "RequestId: "+c.inv.ID+" Error: runtime was reset")

@@ -17,8 +17,8 @@ const fakeRuntimeEnv = "LAMBDABOX_SERVICE_FAKE_RUNTIME"
 
 // fakeEvent is what the fake runtime does with an invocation.
 type fakeEvent struct {
-	Op   string `json:"op"`   // "" (echo), "sleep", "env", "error", "exit", "stream", "streamerror"
-	MS   int    `json:"ms"`   // for sleep
+	Op   string `json:"op"`   // "" (echo), "sleep", "linger", "env", "error", "exit", "stream", "streamerror"
+	MS   int    `json:"ms"`   // for sleep, and linger: after the answer, before next
 	Name string `json:"name"` // for env: the variable answered as data
 	Data any    `json:"data"` // echoed
 }
@@ -69,6 +69,9 @@ func runFakeRuntime() {
 			continue
 		}
 		post(base+id+"/response", string(answer), nil)
+		if ev.Op == "linger" {
+			time.Sleep(time.Duration(ev.MS) * time.Millisecond)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -147,6 +148,16 @@ func version(t testing.TB, body string) string {
 		t.Errorf("answer %q: %v", body, err)
 	}
 	return a.Version
+}
+
+// pid is the process id of the fake runtime an answer came from.
+func pid(t testing.TB, body string) int {
+	t.Helper()
+	var a fakeAnswer
+	if err := json.Unmarshal([]byte(body), &a); err != nil {
+		t.Errorf("answer %q: %v", body, err)
+	}
+	return a.PID
 }
 
 // waitFor polls cond until it holds or 10 s pass.
@@ -691,5 +702,42 @@ func TestReplaceDoesNotWaitForInvokes(t *testing.T) {
 	}
 	if got := <-done; !strings.HasPrefix(got, "OK ") || !strings.Contains(got, "inflight") || !strings.Contains(got, `"v1"`) {
 		t.Errorf("the invoke in flight at Replace: %s", got)
+	}
+}
+
+// A runtime that works on after its answer is still on that invoke until
+// it calls next, as on Lambda: the next invoke waits for it and is not
+// charged its time. Past the invoke's deadline, that invoke times out (its
+// REPORT says so) and the next runs on a new runtime.
+func TestRuntimeWorkAfterTheAnswer(t *testing.T) {
+	for _, queue := range []bool{true, false} {
+		t.Run(fmt.Sprintf("queue=%v", queue), func(t *testing.T) {
+			spec := fakeSpec("f", "v1")
+			spec.Function.Timeout, spec.Queue = time.Second, queue
+			r := startService(t, Config{}, spec)
+			resp, body := r.invoke(t, "f", `{"op":"linger","ms":300}`)
+			if resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" {
+				t.Fatalf("lingering invoke: %d %s", resp.StatusCode, body)
+			}
+			first := pid(t, body)
+			if resp, body := r.invoke(t, "f", `{}`); resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" || pid(t, body) != first {
+				t.Errorf("after 300 ms of work past the answer: %d %s, want an answer from pid %d", resp.StatusCode, body, first)
+			}
+			resp, body = r.invoke(t, "f", `{"op":"linger","ms":3000}`)
+			if resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" {
+				t.Fatalf("lingering invoke: %d %s", resp.StatusCode, body)
+			}
+			// The next invoke waits for the environment (up to the
+			// function's timeout, then 429); it is never charged the
+			// other's timeout.
+			if resp, body := r.invoke(t, "f", `{}`); resp.Header.Get("X-Amz-Function-Error") != "" || resp.StatusCode == 200 && pid(t, body) == first ||
+				resp.StatusCode != 200 && resp.StatusCode != http.StatusTooManyRequests {
+				t.Errorf("during work past the answer and the deadline: %d %s, want an answer from a new runtime, or 429", resp.StatusCode, body)
+			}
+			waitFor(t, "the lingering invoke's timeout in its REPORT", func() bool { return strings.Contains(r.out.String(), "Status: timeout") })
+			if resp, body := r.invoke(t, "f", `{}`); resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" || pid(t, body) == first {
+				t.Errorf("after it: %d %s, want an answer from a new runtime", resp.StatusCode, body)
+			}
+		})
 	}
 }
