@@ -101,7 +101,7 @@ type Server struct {
 	// nextIn receives (without blocking the runtime) when a worker
 	// enters next; see InNext.
 	nextIn chan struct{}
-	goneAt  int // the ring's next slot
+	goneAt int // the ring's next slot
 }
 
 // maxGone bounds how many ids gone remembers.
