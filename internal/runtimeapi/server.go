@@ -98,10 +98,10 @@ type Server struct {
 	// the last maxGone, bounds it.
 	gone    map[string]goneReason
 	goneIDs [maxGone]string
+	goneAt  int // the ring's next slot
 	// nextIn receives (without blocking the runtime) when a worker
 	// enters next; see InNext.
 	nextIn chan struct{}
-	goneAt int // the ring's next slot
 }
 
 // maxGone bounds how many ids gone remembers.
