@@ -346,6 +346,18 @@ func (e *Environment) waitStream(ctx context.Context, r *report) {
 	r.end = time.Now()
 }
 
+// timer returns the environment's timer, set to fire in d: one timer for
+// every invoke and its settle, which use it in turn and stop it (since Go
+// 1.23 a stopped timer sends nothing stale after Reset).
+func (e *Environment) timer(d time.Duration) *time.Timer {
+	if e.deadline == nil {
+		e.deadline = time.NewTimer(d)
+	} else {
+		e.deadline.Reset(d)
+	}
+	return e.deadline
+}
+
 // waitRuntime waits until the runtime is back in next after an invoke,
 // up to its deadline: Lambda's Invoke phase ends there, so what the
 // runtime does after its answer is the invoke's, and the environment
@@ -357,7 +369,7 @@ func (e *Environment) waitRuntime(ctx context.Context, r *report) {
 	if in || !e.running() {
 		return
 	}
-	timer := time.NewTimer(time.Until(r.deadline))
+	timer := e.timer(time.Until(r.deadline))
 	defer timer.Stop()
 	for !in {
 		select {
@@ -451,14 +463,7 @@ func (e *Environment) run(ctx context.Context, inv *runtimeapi.Invocation) (resp
 		e.tel.Publish("platform.start", rec)
 	}
 	answer := e.api.Dispatch(inv)
-	// One timer for every invoke: since Go 1.23 a stopped timer sends
-	// nothing stale after Reset.
-	if e.deadline == nil {
-		e.deadline = time.NewTimer(time.Until(inv.Deadline))
-	} else {
-		e.deadline.Reset(time.Until(inv.Deadline))
-	}
-	timer := e.deadline
+	timer := e.timer(time.Until(inv.Deadline))
 	defer timer.Stop()
 	select {
 	case resp = <-answer:

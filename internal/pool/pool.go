@@ -119,8 +119,9 @@ func (l *Limit) release() {
 
 // Pool runs invocations on a bounded set of environments.
 type Pool struct {
-	cfg   Config
-	limit *Limit // cfg.Limit, or the pool's own
+	cfg    Config
+	limit  *Limit    // cfg.Limit, or the pool's own
+	timers sync.Pool // *time.Timer, stopped: acquireSlot's waits
 	// settle hands an invoke's settling (END, REPORT, the slot back) to a
 	// settler goroutine waiting for one; settlers counts them.
 	settle   chan func()
@@ -284,8 +285,19 @@ func (p *Pool) acquireSlot(ctx context.Context) error {
 		return nil
 	default:
 	}
-	timer := time.NewTimer(p.cfg.QueueTimeout)
-	defer timer.Stop()
+	// A client that invokes again as soon as it is answered often finds
+	// its slot still settling: the wait's timer is reused (a stopped
+	// timer sends nothing stale after Reset, since Go 1.23).
+	timer, _ := p.timers.Get().(*time.Timer)
+	if timer == nil {
+		timer = time.NewTimer(p.cfg.QueueTimeout)
+	} else {
+		timer.Reset(p.cfg.QueueTimeout)
+	}
+	defer func() {
+		timer.Stop()
+		p.timers.Put(timer)
+	}()
 	if p.cfg.Queue {
 		select {
 		case p.limit.slots <- struct{}{}:

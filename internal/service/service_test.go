@@ -141,23 +141,19 @@ func do(t testing.TB, method, url, body string, h ...string) (*http.Response, st
 }
 
 // version is the FAKE_VERSION an answer came from.
-func version(t testing.TB, body string) string {
-	t.Helper()
-	var a fakeAnswer
-	if err := json.Unmarshal([]byte(body), &a); err != nil {
-		t.Errorf("answer %q: %v", body, err)
-	}
-	return a.Version
-}
+func version(t testing.TB, body string) string { t.Helper(); return answerOf(t, body).Version }
 
 // pid is the process id of the fake runtime an answer came from.
-func pid(t testing.TB, body string) int {
+func pid(t testing.TB, body string) int { t.Helper(); return answerOf(t, body).PID }
+
+// answerOf decodes a fake runtime's answer.
+func answerOf(t testing.TB, body string) fakeAnswer {
 	t.Helper()
 	var a fakeAnswer
 	if err := json.Unmarshal([]byte(body), &a); err != nil {
 		t.Errorf("answer %q: %v", body, err)
 	}
-	return a.PID
+	return a
 }
 
 // waitFor polls cond until it holds or 10 s pass.
