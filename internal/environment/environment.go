@@ -390,7 +390,7 @@ func (e *Environment) waitRuntime(ctx context.Context, r *report) {
 // an invoke, up to its deadline; one that is not, or that died, resets the
 // environment.
 func (e *Environment) waitExtensions(ctx context.Context, r *report) {
-	timer := time.NewTimer(time.Until(r.deadline))
+	timer := e.timer(time.Until(r.deadline))
 	defer timer.Stop()
 	for {
 		changed := e.ext.Changed()
