@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -126,6 +127,24 @@ func (s *Server) Serve(ln net.Listener) error {
 // idle connections, then waits, until ctx ends, for the others to finish
 // their requests.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+// Drain starts a Shutdown within ctx and returns once the server accepts
+// no connection and keeps no idle one open, so that a client's next
+// request fails at once; the requests in flight go on, each closing its
+// connection when it ends. The channel receives Shutdown's result.
+func (s *Server) Drain(ctx context.Context) <-chan error {
+	// Closes the idle connections now: Shutdown does so only after its
+	// listeners are closed.
+	s.srv.SetKeepAlivesEnabled(false)
+	closed := make(chan struct{})
+	var once sync.Once
+	// Shutdown runs its hooks once its listeners are closed.
+	s.srv.RegisterOnShutdown(func() { once.Do(func() { close(closed) }) })
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Shutdown(ctx) }()
+	<-closed
+	return done
+}
 
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error { return s.srv.Close() }

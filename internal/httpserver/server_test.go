@@ -383,3 +383,64 @@ func TestDateCache(t *testing.T) {
 		}
 	}
 }
+
+// Once Drain returns, the server takes no new connection and has closed
+// its idle ones, while a request in flight still gets its answer.
+func TestDrain(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	s := New(Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			<-release
+		}
+		io.WriteString(w, "done")
+	})})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	addr := ln.Addr().String()
+	idle := dial(t, addr)
+	if _, err := io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(idle)
+	if resp, err := http.ReadResponse(br, nil); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	slow := dial(t, addr)
+	if _, err := io.WriteString(slow, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	done := s.Drain(t.Context())
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("a new connection was accepted after Drain returned")
+	}
+	_ = idle.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Errorf("idle connection after Drain: %v, want EOF", err)
+	}
+	close(release)
+	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
+	if err != nil {
+		t.Fatalf("the request in flight: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "done" || !resp.Close {
+		t.Errorf("the request in flight: %q (close %v), want its answer and the connection's end", b, resp.Close)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Drain's Shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+}

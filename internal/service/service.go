@@ -582,12 +582,15 @@ func (s *Service) Replace(ctx context.Context, spec FunctionSpec) (err error) {
 	// The old code finishes its invokes in the background: a change
 	// (e.g. of reserved concurrency) must not wait for a 15-minute invoke,
 	// nor cut it short when the caller's context ends.
+	// A URL that goes away stops answering now; its requests in flight
+	// finish in the background.
 	bg := context.WithoutCancel(ctx)
+	stopURL := func() error { return nil }
+	if newURL != oldURL && oldURL != nil && oldURL.srv != nil {
+		stopURL = stopFront(bg, oldURL, s.log)
+	}
 	s.retiring.Go(func() {
-		var errs []error
-		if newURL != oldURL && oldURL != nil && oldURL.srv != nil {
-			errs = append(errs, stopFront(bg, oldURL, s.log))
-		}
+		errs := []error{stopURL()}
 		errs = append(errs, retire(bg, old))
 		if err := errors.Join(errs...); err != nil {
 			s.log.Warn("closing the replaced code's environments failed", "function", name, "error", err)
@@ -623,7 +626,7 @@ func (s *Service) Remove(ctx context.Context, name string) error {
 		errs = append(errs, apiErr)
 	}
 	if h.url != nil && h.url.srv != nil {
-		errs = append(errs, stopFront(ctx, h.url, s.log))
+		errs = append(errs, stopFront(ctx, h.url, s.log)())
 	}
 	errs = append(errs, h.queue.Close(ctx))
 	errs = append(errs, retire(ctx, h.swap(nil)))
@@ -665,13 +668,18 @@ func (s *Service) dropFront(f *front) {
 	}
 }
 
-// stopFront shuts f down within ctx, closing its connections after.
-func stopFront(ctx context.Context, f *front, log *slog.Logger) error {
-	if f.srv.Shutdown(ctx) != nil {
-		log.Warn("requests still in flight when the grace ended: closing their connections", "front", f.name)
-		return f.srv.Close()
+// stopFront shuts f down within ctx: once it returns, f accepts no
+// connection; wait waits for the requests in flight, closing their
+// connections when ctx ends.
+func stopFront(ctx context.Context, f *front, log *slog.Logger) (wait func() error) {
+	done := f.srv.Drain(ctx)
+	return func() error {
+		if <-done != nil {
+			log.Warn("requests still in flight when the grace ended: closing their connections", "front", f.name)
+			return f.srv.Close()
+		}
+		return nil
 	}
-	return nil
 }
 
 // start builds an instance of spec: its pool, with the first environment
@@ -951,7 +959,7 @@ func (s *Service) shutdown() error {
 		if f.srv == nil {
 			continue
 		}
-		wg.Go(func() { errs[i] = stopFront(grace, f, s.log) })
+		wg.Go(func() { errs[i] = stopFront(grace, f, s.log)() })
 	}
 	wg.Wait()
 	qerrs := make([]error, len(handles))

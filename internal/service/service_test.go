@@ -737,3 +737,42 @@ func TestRuntimeWorkAfterTheAnswer(t *testing.T) {
 		})
 	}
 }
+
+// A function URL that Replace takes away stops answering when Replace
+// returns, on a kept-alive connection too, while its request in flight
+// still gets its answer.
+func TestReplaceDropsTheURLAtOnce(t *testing.T) {
+	spec := fakeSpec("f", "v1")
+	spec.FunctionURL, spec.MaxConcurrency = "127.0.0.1:0", 2
+	r := startService(t, Config{}, spec)
+	url := "http://" + r.FunctionURLAddr("f") + "/"
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+	get := func() (*http.Response, error) {
+		resp, err := client.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	if resp, err := get(); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("function URL: %v %v", resp, err)
+	}
+	done := make(chan string, 1)
+	go func() {
+		resp, body := do(t, http.MethodPost, url, `{"op":"sleep","ms":1000,"data":"inflight"}`)
+		done <- fmt.Sprint(resp.StatusCode, " ", body)
+	}()
+	waitFor(t, "the request to start", func() bool { return strings.Contains(r.out.String(), "fake runtime v1: sleep") })
+	next := fakeSpec("f", "v2")
+	next.MaxConcurrency = 2
+	if err := r.Replace(context.Background(), next); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := get(); err == nil {
+		t.Errorf("the function URL still answers once Replace dropped it: %d", resp.StatusCode)
+	}
+	if got := <-done; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, "inflight") {
+		t.Errorf("the request in flight at Replace: %s", got)
+	}
+}
