@@ -193,9 +193,13 @@ type Service struct {
 	closed  bool
 	errc    chan error // a front that stopped serving
 	ready   chan struct{}
-	// retiring counts the instances Replace swapped out that are still
-	// finishing their invokes; shutdown waits for them.
-	retiring sync.WaitGroup
+	// retiring counts what Replace and Remove took out of service and
+	// is still finishing its requests and invokes, in the background;
+	// shutdown waits for them. retireCtx bounds them: it ends with the
+	// shutdown's grace.
+	retiring  sync.WaitGroup
+	retireCtx context.Context
+	endRetire context.CancelFunc
 }
 
 // New returns a service with no functions.
@@ -228,6 +232,7 @@ func New(cfg Config) (*Service, error) {
 		errc:   make(chan error, 16),
 		ready:  make(chan struct{}),
 	}
+	s.retireCtx, s.endRetire = context.WithCancel(context.Background())
 	s.invoke.HandleOthers(cfg.Control)
 	s.invFr = &front{name: "Invoke API", addr: cfg.InvokeAddr, handler: s.invoke}
 	s.fronts = []*front{s.invFr}
@@ -268,8 +273,20 @@ type instance struct {
 	spec   FunctionSpec
 	pool   *pool.Pool
 	first  *environment.Environment
+	taken  atomic.Bool    // the pool took first: it closes it
 	calls  sync.WaitGroup // invokes that took this instance
 	routes []httpfront.Route
+}
+
+// close closes inst's pool, and its first environment if the pool never
+// took it (no invoke came): that one holds its Runtime API listener from
+// the start.
+func (inst *instance) close(ctx context.Context) error {
+	err := inst.pool.Close(ctx)
+	if inst.taken.CompareAndSwap(false, true) {
+		err = errors.Join(err, inst.first.Close(ctx))
+	}
+	return err
 }
 
 // Invoke implements the fronts' and the queue's Function: it runs req on
@@ -403,13 +420,13 @@ func (s *Service) Add(ctx context.Context, spec FunctionSpec) (err error) {
 		Log:            s.log.With("function", name),
 	})
 	if err != nil {
-		return errors.Join(fmt.Errorf("function %s: %w", name, err), inst.pool.Close(ctx))
+		return errors.Join(fmt.Errorf("function %s: %w", name, err), inst.close(ctx))
 	}
 	h.queue = q
 	if spec.Async.Dir == "" {
 		s.log.Info("asynchronous (Event) invocations are queued in memory only: those not run by shutdown are dropped; --async-dir keeps them on disk", "function", name)
 	}
-	closeAll := func() error { return errors.Join(q.Close(ctx), inst.pool.Close(ctx)) }
+	closeAll := func() error { return errors.Join(q.Close(ctx), inst.close(ctx)) }
 	if spec.FunctionURL != "" {
 		hf, err := httpfront.NewFunctionURL(h, httpfront.Config{FunctionARN: spec.Function.ARN(), Streaming: spec.URLStreaming, Log: s.log})
 		if err != nil {
@@ -526,7 +543,7 @@ func (s *Service) Replace(ctx context.Context, spec FunctionSpec) (err error) {
 	}
 	fail := func(err error) error {
 		s.mu.Unlock()
-		return errors.Join(err, inst.pool.Close(ctx))
+		return errors.Join(err, inst.close(ctx))
 	}
 	var urlHandler http.Handler
 	if spec.FunctionURL != "" {
@@ -577,32 +594,49 @@ func (s *Service) Replace(ctx context.Context, spec FunctionSpec) (err error) {
 		}
 	}
 	s.invoke.Add(spec.Function, h, h.queue)
+	var dropped *front
+	if newURL != oldURL {
+		dropped = oldURL
+	}
+	s.retiring.Add(1)
 	s.mu.Unlock()
 	s.log.Info("function replaced", "function", name)
-	// The old code finishes its invokes in the background: a change
-	// (e.g. of reserved concurrency) must not wait for a 15-minute invoke,
-	// nor cut it short when the caller's context ends.
-	// A URL that goes away stops answering now; its requests in flight
-	// finish in the background.
-	bg := context.WithoutCancel(ctx)
-	stopURL := func() error { return nil }
-	if newURL != oldURL && oldURL != nil && oldURL.srv != nil {
-		stopURL = stopFront(bg, oldURL, s.log)
-	}
-	s.retiring.Go(func() {
-		errs := []error{stopURL()}
-		errs = append(errs, retire(bg, old))
-		if err := errors.Join(errs...); err != nil {
-			s.log.Warn("closing the replaced code's environments failed", "function", name, "error", err)
-		}
-	})
+	s.retireInBackground("the replaced code", name, dropped, func(ctx context.Context) error { return retire(ctx, old) })
 	return nil
 }
 
-// Remove stops serving the function named by key (see Key): it leaves the Invoke API, its
-// URL and routes; its queue stops (queued events stay in its Dir, or are
-// dropped); invokes in flight finish within ctx; then its environments
-// close.
+// retireInBackground ends what Replace or Remove took out of service: a
+// dropped URL stops accepting connections now, and the rest happens in
+// the background: the URL's requests in flight finish while close runs
+// (a client slow to read its answer keeps no runtime alive).
+// A change (e.g. of reserved concurrency) thus waits neither for a
+// 15-minute invoke nor cuts it short when its caller gives up; the
+// service's shutdown grace bounds it. The caller has done
+// s.retiring.Add(1) with s.mu held, so that shutdown waits for it.
+func (s *Service) retireInBackground(what, name string, url *front, close func(context.Context) error) {
+	ctx := s.retireCtx
+	stopURL := func() error { return nil }
+	if url != nil && url.srv != nil {
+		stopURL = stopFront(ctx, url, s.log)
+	}
+	go func() {
+		defer s.retiring.Done()
+		var urlErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { urlErr = stopURL() })
+		err := close(ctx)
+		wg.Wait()
+		if err := errors.Join(urlErr, err); err != nil {
+			s.log.Warn("closing "+what+" failed", "function", name, "error", err)
+		}
+	}()
+}
+
+// Remove stops serving the function named by key (see Key): it leaves the
+// Invoke API, its URL and routes at once. In the background, as Replace's
+// old code does, the requests and invokes in flight finish, its queue
+// stops (queued events stay in its Dir, or are dropped), then its
+// environments close.
 func (s *Service) Remove(ctx context.Context, name string) error {
 	s.mu.Lock()
 	if s.closed {
@@ -620,17 +654,12 @@ func (s *Service) Remove(ctx context.Context, name string) error {
 	if h.url != nil {
 		s.dropFront(h.url)
 	}
+	s.retiring.Add(1)
 	s.mu.Unlock()
-	var errs []error
-	if apiErr != nil {
-		errs = append(errs, apiErr)
-	}
-	if h.url != nil && h.url.srv != nil {
-		errs = append(errs, stopFront(ctx, h.url, s.log)())
-	}
-	errs = append(errs, h.queue.Close(ctx))
-	errs = append(errs, retire(ctx, h.swap(nil)))
-	return errors.Join(errs...)
+	s.retireInBackground("the removed function", name, h.url, func(ctx context.Context) error {
+		return errors.Join(h.queue.Close(ctx), retire(ctx, h.swap(nil)))
+	})
+	return apiErr
 }
 
 // retire closes an instance once no invoke holds it, within ctx.
@@ -647,7 +676,7 @@ func retire(ctx context.Context, inst *instance) error {
 	case <-done:
 	case <-ctx.Done():
 	}
-	return errors.Join(inst.pool.Close(ctx), closeDriver(ctx, inst.spec))
+	return errors.Join(inst.close(ctx), closeDriver(ctx, inst.spec))
 }
 
 // closeDriver closes spec's driver when spec hands it to the service.
@@ -724,6 +753,7 @@ func (s *Service) start(spec FunctionSpec) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	inst := &instance{spec: spec, first: first}
 	p, err := pool.New(pool.Config{
 		MaxConcurrency: spec.MaxConcurrency,
 		PerEnvironment: spec.Function.Slots(),
@@ -733,7 +763,7 @@ func (s *Service) start(spec FunctionSpec) (*instance, error) {
 		KeepAlive:      spec.KeepAlive,
 		Log:            log,
 		New: func(i int, provisioned bool) (*environment.Environment, error) {
-			if i == 0 {
+			if i == 0 && inst.taken.CompareAndSwap(false, true) {
 				return first, nil
 			}
 			return newEnv("127.0.0.1:0", provisioned)
@@ -742,7 +772,7 @@ func (s *Service) start(spec FunctionSpec) (*instance, error) {
 	if err != nil {
 		return nil, errors.Join(err, first.Close(context.Background()))
 	}
-	inst := &instance{spec: spec, pool: p, first: first}
+	inst.pool = p
 	for _, r := range spec.Routes {
 		r.Function, r.FunctionARN = nil, spec.Function.ARN()
 		inst.routes = append(inst.routes, r)
@@ -881,7 +911,8 @@ func (s *Service) serveFront(f *front) {
 //  2. the asynchronous queues start no new event and give the events in
 //     flight the rest of the grace; the others stay in their queue
 //     directory for the next start, or, without one, are counted as
-//     dropped;
+//     dropped; what Replace and Remove took out of service (dropped URLs
+//     and their requests, old code and its invokes) has the grace too;
 //  3. when the grace is over with invokes still running, their runtimes are
 //     stopped, so that they end (as crashes) and settle now;
 //  4. the pools wait for every settle, then close the environments. That
@@ -944,6 +975,10 @@ func (s *Service) shutdown() error {
 	s.log.Info("shutting down", "grace", s.cfg.ShutdownTimeout)
 	grace, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	go func() {
+		<-grace.Done()
+		s.endRetire()
+	}()
 	if s.cfg.EndGrace != nil {
 		go func() {
 			select {
@@ -968,6 +1003,15 @@ func (s *Service) shutdown() error {
 	}
 	wg.Wait()
 	errs = append(errs, qerrs...)
+	retired := make(chan struct{})
+	go func() {
+		s.retiring.Wait()
+		close(retired)
+	}()
+	select {
+	case <-retired:
+	case <-grace.Done():
+	}
 	if grace.Err() != nil {
 		why := "the shutdown grace is over"
 		if !errors.Is(grace.Err(), context.DeadlineExceeded) {
@@ -981,7 +1025,7 @@ func (s *Service) shutdown() error {
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelClose()
 	errs = append(errs, s.closePools(closeCtx, handles))
-	s.retiring.Wait() // their invokes ended with the fronts, or were stopped
+	<-retired
 	return errors.Join(errs...)
 }
 
@@ -1022,6 +1066,7 @@ func (s *Service) Close(ctx context.Context) error {
 	s.closed = true
 	s.mu.Unlock()
 	err := s.closeFunctions(ctx)
+	s.endRetire() // nothing serves what they wait for
 	s.retiring.Wait()
 	return err
 }

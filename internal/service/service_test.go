@@ -667,6 +667,8 @@ func TestOwnedDriversCloseWithTheirInstance(t *testing.T) {
 	if err := r.Remove(ctx, "owned"); err != nil {
 		t.Fatal(err)
 	}
+	// So does the removed one.
+	waitFor(t, "the removed instance's driver to close", func() bool { return d2.closed.Load() > 0 })
 	if got := [3]int32{d1.closed.Load(), d2.closed.Load(), d3.closed.Load()}; got != [3]int32{1, 1, 1} {
 		t.Errorf("after Remove, Close calls = %v, want [1 1 1]", got)
 	}
@@ -774,5 +776,103 @@ func TestReplaceDropsTheURLAtOnce(t *testing.T) {
 	}
 	if got := <-done; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, "inflight") {
 		t.Errorf("the request in flight at Replace: %s", got)
+	}
+}
+
+// Code replaced or removed before any invoke also closes its first
+// environment, made at the start for its Runtime API listener: nothing is
+// left open however often a function changes.
+func TestUninvokedCodeLeavesNothingOpen(t *testing.T) {
+	r := startService(t, Config{}, fakeSpec("f", "v0"))
+	fds := func() int {
+		e, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(e)
+	}
+	before := fds()
+	ctx := context.Background()
+	for i := range 20 {
+		if err := r.Replace(ctx, fakeSpec("f", fmt.Sprint("v", i+1))); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Add(ctx, fakeSpec("g", "g")); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Remove(ctx, "g"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the open files to come back to their count before", func() bool { return fds() <= before })
+	if resp, body := r.invoke(t, "f", `{}`); resp.StatusCode != 200 || version(t, body) != "v20" {
+		t.Errorf("after the changes: %d %s", resp.StatusCode, body)
+	}
+}
+
+// Remove returns at once, as Lambda's DeleteFunction does: the function's
+// URL refuses new requests when it returns, and a request in flight on it
+// still gets its answer, even when Remove's caller has given up.
+func TestRemoveDoesNotWaitForRequests(t *testing.T) {
+	spec := fakeSpec("f", "v1")
+	spec.FunctionURL = "127.0.0.1:0"
+	r := startService(t, Config{}, spec)
+	addr := r.FunctionURLAddr("f")
+	url := "http://" + addr + "/"
+	done := make(chan string, 1)
+	go func() {
+		resp, body := do(t, http.MethodPost, url, `{"op":"sleep","ms":1500,"data":"inflight"}`)
+		done <- fmt.Sprint(resp.StatusCode, " ", body)
+	}()
+	waitFor(t, "the request to start", func() bool { return strings.Contains(r.out.String(), "fake runtime v1: sleep") })
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.Remove(ctx, "f"); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case got := <-done:
+		t.Fatalf("Remove returned after the request in flight ended (%s)", got)
+	default:
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Error("the removed function's URL accepts connections")
+	}
+	if got := <-done; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, "inflight") {
+		t.Errorf("the request in flight at Remove: %s", got)
+	}
+}
+
+// A client that does not read its answer from a URL Replace dropped keeps
+// no runtime alive, and the shutdown's grace bounds it: it is cut off when
+// the grace ends, and Run returns.
+func TestShutdownGraceBoundsRetiredURLs(t *testing.T) {
+	spec := fakeSpec("f", "v1")
+	spec.FunctionURL = "127.0.0.1:0"
+	r := startService(t, Config{ShutdownTimeout: 300 * time.Millisecond}, spec)
+	c, err := net.Dial("tcp", r.FunctionURLAddr("f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	// An answer of 4 MB: more than the sockets' buffers hold.
+	body := `{"data":"` + strings.Repeat("x", 4<<20) + `"}`
+	if _, err := fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the function to answer", func() bool { return strings.Contains(r.out.String(), "fake runtime v1: \n") })
+	if err := r.Replace(context.Background(), fakeSpec("f", "v2")); err != nil {
+		t.Fatal(err)
+	}
+	// The client keeps no runtime alive: the old code's ends.
+	waitFor(t, "the replaced code's runtime to end", func() bool { return len(runtimes(t)) == 0 })
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.stop(t) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run still waits for a client of a dropped URL 20 s past its 300 ms grace")
 	}
 }
